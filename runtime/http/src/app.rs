@@ -1,0 +1,137 @@
+//! The request pipeline: match the route, extract and validate parameters and
+//! body, call the handler, and turn every failure into a problem response.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use bytes::Bytes;
+use futures_util::FutureExt;
+use http::{Request, Response};
+
+use crate::handler::{RequestData, ResponseBody};
+use crate::params::{self, RawInputs};
+use crate::problem::Problem;
+use crate::router::{Lookup, Router};
+
+/// Request handling settings.
+#[derive(Clone, Debug)]
+pub struct AppConfig {
+    /// Largest accepted request body, in bytes; larger ones get 413.
+    pub max_body_size: usize,
+    /// Show handler faults (tracebacks, panic messages) in 500 responses.
+    pub debug: bool,
+}
+
+impl Default for AppConfig {
+    fn default() -> Self {
+        AppConfig {
+            max_body_size: 10 * 1024 * 1024,
+            debug: false,
+        }
+    }
+}
+
+/// Routes plus settings: everything needed to answer a request.
+pub struct App {
+    router: Router,
+    config: AppConfig,
+    in_flight: AtomicUsize,
+}
+
+impl App {
+    pub fn new(router: Router, config: AppConfig) -> Self {
+        App {
+            router,
+            config,
+            in_flight: AtomicUsize::new(0),
+        }
+    }
+
+    pub fn router(&self) -> &Router {
+        &self.router
+    }
+
+    pub fn config(&self) -> &AppConfig {
+        &self.config
+    }
+
+    /// Requests being answered right now.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Answers one request. Never fails: a panic anywhere below becomes a 500.
+    pub async fn handle<B>(&self, request: Request<B>) -> Response<ResponseBody>
+    where
+        B: http_body::Body<Data = Bytes>,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        let outcome = AssertUnwindSafe(self.dispatch(request))
+            .catch_unwind()
+            .await;
+        self.in_flight.fetch_sub(1, Ordering::Relaxed);
+        match outcome {
+            Ok(response) => response,
+            // The panic hook has already printed the message and location.
+            Err(panic) => {
+                Problem::internal(self.config.debug.then(|| panic_message(&*panic))).into_response()
+            }
+        }
+    }
+
+    async fn dispatch<B>(&self, request: Request<B>) -> Response<ResponseBody>
+    where
+        B: http_body::Body<Data = Bytes>,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let (head, body) = request.into_parts();
+        let mut errors = Vec::new();
+        let (route, mut args) = match self.router.lookup(&head.method, head.uri.path()) {
+            Lookup::Found { route, path_values } => {
+                let mut args = Vec::with_capacity(route.params.len());
+                let inputs = RawInputs {
+                    path: &path_values,
+                    query: head.uri.query(),
+                    headers: &head.headers,
+                };
+                params::extract(&route.params, &inputs, &mut args, &mut errors);
+                (route, args)
+            }
+            Lookup::MethodNotAllowed(allowed) => {
+                return Problem::method_not_allowed(&head.method, &allowed).into_response()
+            }
+            Lookup::NotFound => return Problem::not_found(head.uri.path()).into_response(),
+        };
+        let body = match &route.body {
+            Some(spec) => match spec
+                .read(&head.headers, body, self.config.max_body_size, &mut errors)
+                .await
+            {
+                Ok(value) => value,
+                Err(problem) => return problem.into_response(),
+            },
+            None => None,
+        };
+        if !errors.is_empty() {
+            return Problem::validation(errors).into_response();
+        }
+        args.shrink_to_fit();
+        let request = RequestData { args, body, head };
+        match route.handler.call(request).await {
+            Ok(response) => response,
+            Err(error) => {
+                Problem::internal(error.detail.filter(|_| self.config.debug)).into_response()
+            }
+        }
+    }
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    let text = panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("a panic without a message");
+    format!("panic in the runtime: {text}")
+}

@@ -1,0 +1,233 @@
+//! JSON request bodies: media type, size limit, parsing and validation.
+
+use bytes::Bytes;
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use http::HeaderMap;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use serde_json::Value;
+
+use crate::problem::{FieldError, LocSegment, Problem};
+use crate::validation::Schema;
+
+/// A route's JSON body as a binding declares it.
+#[derive(Clone, Debug)]
+pub struct BodySpec {
+    /// The JSON Schema the parsed body must satisfy (`None`: any JSON).
+    pub schema: Option<Value>,
+    pub required: bool,
+}
+
+#[derive(Debug)]
+pub(crate) struct CompiledBody {
+    schema: Option<Schema>,
+    required: bool,
+}
+
+impl CompiledBody {
+    pub fn compile(spec: &BodySpec) -> Result<Self, String> {
+        let schema = match &spec.schema {
+            Some(schema) => {
+                Some(Schema::compile(schema).map_err(|e| format!("request body: {e}"))?)
+            }
+            None => None,
+        };
+        Ok(CompiledBody {
+            schema,
+            required: spec.required,
+        })
+    }
+
+    /// Reads and parses the body. `Ok(None)` is an absent optional body;
+    /// validation errors are appended to `errors`; a request that cannot be
+    /// read as JSON at all is a [`Problem`].
+    pub async fn read<B>(
+        &self,
+        headers: &HeaderMap,
+        body: B,
+        limit: usize,
+        errors: &mut Vec<FieldError>,
+    ) -> Result<Option<Value>, Problem>
+    where
+        B: http_body::Body<Data = Bytes>,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        check_media_type(headers)?;
+        if declared_length(headers).is_some_and(|len| len > limit) {
+            return Err(Problem::payload_too_large(limit));
+        }
+        let bytes = match Limited::new(body, limit).collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(error) if error.is::<LengthLimitError>() => {
+                return Err(Problem::payload_too_large(limit))
+            }
+            Err(error) => {
+                return Err(Problem::bad_request(format!(
+                    "Failed to read the request body: {error}"
+                )))
+            }
+        };
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            if self.required {
+                errors.push(FieldError::missing(vec![LocSegment::Key("body".into())]));
+            }
+            return Ok(None);
+        }
+        let value: Value =
+            serde_json::from_slice(&bytes).map_err(|e| Problem::malformed_json(&e))?;
+        if let Some(schema) = &self.schema {
+            schema.check(&value, &[LocSegment::Key("body".into())], errors);
+        }
+        Ok(Some(value))
+    }
+}
+
+fn declared_length(headers: &HeaderMap) -> Option<usize> {
+    headers
+        .get(CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// A JSON route accepts `application/json` and `application/*+json` with any
+/// parameters; a body without a content type is read as JSON.
+fn check_media_type(headers: &HeaderMap) -> Result<(), Problem> {
+    let Some(value) = headers.get(CONTENT_TYPE) else {
+        return Ok(());
+    };
+    let text = String::from_utf8_lossy(value.as_bytes());
+    match text.parse::<mime::Mime>() {
+        Ok(mime)
+            if mime.type_() == mime::APPLICATION
+                && (mime.subtype() == mime::JSON || mime.suffix() == Some(mime::JSON)) =>
+        {
+            Ok(())
+        }
+        _ => Err(Problem::unsupported_media_type(&text)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::Full;
+    use serde_json::json;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(*name, value.parse().unwrap());
+        }
+        map
+    }
+
+    async fn read(
+        spec: BodySpec,
+        hdrs: HeaderMap,
+        body: &'static str,
+        limit: usize,
+    ) -> (Result<Option<Value>, Problem>, Vec<FieldError>) {
+        let body_spec = CompiledBody::compile(&spec).unwrap();
+        let mut errors = Vec::new();
+        let result = body_spec
+            .read(
+                &hdrs,
+                Full::new(Bytes::from_static(body.as_bytes())),
+                limit,
+                &mut errors,
+            )
+            .await;
+        (result, errors)
+    }
+
+    fn any_required() -> BodySpec {
+        BodySpec {
+            schema: None,
+            required: true,
+        }
+    }
+
+    #[tokio::test]
+    async fn json_media_types_are_accepted() {
+        for ct in [
+            "application/json",
+            "application/json; charset=utf-8",
+            "application/problem+json",
+            "Application/JSON",
+        ] {
+            let (result, _) = read(
+                any_required(),
+                headers(&[("content-type", ct)]),
+                "{\"a\":1}",
+                100,
+            )
+            .await;
+            assert_eq!(result.unwrap(), Some(json!({"a": 1})), "{ct}");
+        }
+        let (result, _) = read(any_required(), HeaderMap::new(), "[1]", 100).await;
+        assert_eq!(result.unwrap(), Some(json!([1])));
+    }
+
+    #[tokio::test]
+    async fn other_media_types_are_415() {
+        for ct in ["text/plain", "application/x-www-form-urlencoded", "jsonish"] {
+            let (result, _) =
+                read(any_required(), headers(&[("content-type", ct)]), "{}", 100).await;
+            assert_eq!(result.unwrap_err().status(), 415, "{ct}");
+        }
+    }
+
+    #[tokio::test]
+    async fn malformed_json_is_400_and_oversize_is_413() {
+        let (result, _) = read(any_required(), HeaderMap::new(), "{\"a\":", 100).await;
+        assert_eq!(result.unwrap_err().status(), 400);
+        let (result, _) = read(any_required(), HeaderMap::new(), "[1,2,3,4,5,6,7,8,9]", 8).await;
+        assert_eq!(result.unwrap_err().status(), 413);
+        let (result, _) = read(
+            any_required(),
+            headers(&[("content-length", "5000")]),
+            "[]",
+            8,
+        )
+        .await;
+        assert_eq!(result.unwrap_err().status(), 413);
+    }
+
+    #[tokio::test]
+    async fn missing_body_is_a_field_error_only_when_required() {
+        let (result, errors) = read(any_required(), HeaderMap::new(), "", 100).await;
+        assert_eq!(result.unwrap(), None);
+        assert_eq!(errors, vec![FieldError::missing(vec!["body".into()])]);
+        let (result, errors) = read(
+            BodySpec {
+                schema: None,
+                required: false,
+            },
+            HeaderMap::new(),
+            "",
+            100,
+        )
+        .await;
+        assert_eq!(result.unwrap(), None);
+        assert!(errors.is_empty());
+    }
+
+    #[tokio::test]
+    async fn schema_errors_are_located_under_body() {
+        let spec = BodySpec {
+            schema: Some(
+                json!({"type": "object", "properties": {"price": {"type": "number"}}, "required": ["price"]}),
+            ),
+            required: true,
+        };
+        let (result, errors) = read(spec, HeaderMap::new(), "{\"price\": \"1\"}", 100).await;
+        assert!(result.unwrap().is_some());
+        assert_eq!(errors.len(), 1);
+        assert_eq!(
+            serde_json::to_value(&errors[0].loc).unwrap(),
+            json!(["body", "price"])
+        );
+    }
+}

@@ -1,0 +1,62 @@
+//! The language-agnostic handler interface: what a binding (Python, or native
+//! Rust in the benchmark ceiling) implements to answer a matched, validated
+//! request.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use bytes::Bytes;
+use http::request::Parts;
+use http::Response;
+use http_body_util::Full;
+use serde_json::Value;
+
+/// The body type of every response the core writes.
+pub type ResponseBody = Full<Bytes>;
+
+/// A request that matched a route and passed validation.
+#[derive(Debug)]
+pub struct RequestData {
+    /// One entry per declared parameter, in declaration order: the coerced,
+    /// validated value, or `None` for an optional parameter that was not sent.
+    pub args: Vec<Option<Value>>,
+    /// The parsed, validated JSON body, if the route declares one and it was sent.
+    pub body: Option<Value>,
+    /// Method, URI and headers as received.
+    pub head: Parts,
+}
+
+/// A handler that failed; it becomes a 500 problem. `detail` is shown to the
+/// client only in debug mode; the binding reports the full fault on stderr.
+#[derive(Debug, Default)]
+pub struct HandlerError {
+    pub detail: Option<String>,
+}
+
+pub type HandlerFuture =
+    Pin<Box<dyn Future<Output = Result<Response<ResponseBody>, HandlerError>> + Send>>;
+
+pub trait Handler: Send + Sync + 'static {
+    fn call(&self, request: RequestData) -> HandlerFuture;
+}
+
+impl<F, Fut> Handler for F
+where
+    F: Fn(RequestData) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Response<ResponseBody>, HandlerError>> + Send + 'static,
+{
+    fn call(&self, request: RequestData) -> HandlerFuture {
+        Box::pin(self(request))
+    }
+}
+
+/// A JSON response from already-serialised bytes.
+pub fn json_response(status: http::StatusCode, body: Bytes) -> Response<ResponseBody> {
+    let mut response = Response::new(Full::new(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    response
+}

@@ -1,0 +1,25 @@
+//! spikard's HTTP core, free of any language binding.
+//!
+//! A binding describes routes ([`RouteSpec`]: method, path, parameters, body
+//! schema) and implements [`Handler`]; the core serves them: hyper parses, the
+//! [`router`] matches, [`params`] and [`body`] extract and coerce, [`validation`]
+//! checks JSON Schemas before the handler is called, and [`problem`] turns every
+//! failure into an RFC 9457 response.
+
+pub mod app;
+pub mod body;
+pub mod handler;
+pub mod params;
+pub mod path;
+pub mod problem;
+pub mod router;
+pub mod server;
+pub mod validation;
+
+pub use app::{App, AppConfig};
+pub use body::BodySpec;
+pub use handler::{json_response, Handler, HandlerError, HandlerFuture, RequestData, ResponseBody};
+pub use params::{ParamSource, ParamSpec, Scalar};
+pub use problem::{FieldError, LocSegment, Problem};
+pub use router::{RouteSpec, Router, RouterBuilder};
+pub use server::{serve, ServeReport, ServerConfig};

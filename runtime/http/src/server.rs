@@ -1,0 +1,105 @@
+//! The server: accepts connections on a listener it is given, serves them with
+//! hyper-util's connection builder (HTTP/1.1 and HTTP/2), and shuts down
+//! gracefully.
+//!
+//! The listener is bound by the caller, so that a socket bound once by a
+//! supervisor, or handed in as a file descriptor, is served the same way.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+
+use crate::app::App;
+
+/// Connection settings.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// A client must send a complete request head within this time.
+    pub header_read_timeout: Duration,
+    /// After shutdown starts, in-flight requests get this long to finish.
+    pub graceful_timeout: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            header_read_timeout: Duration::from_secs(30),
+            graceful_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// How serving ended.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct ServeReport {
+    /// Requests still unanswered when the grace period ran out.
+    pub cut_requests: usize,
+}
+
+/// Serves `app` on `listener` until `shutdown` completes, then stops accepting
+/// and lets open connections finish within the grace period.
+pub async fn serve<F>(
+    listener: TcpListener,
+    app: Arc<App>,
+    config: &ServerConfig,
+    shutdown: F,
+) -> ServeReport
+where
+    F: Future<Output = ()>,
+{
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(config.header_read_timeout)
+        .keep_alive(true);
+    builder.http2().timer(TokioTimer::new());
+    let builder = Arc::new(builder);
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _peer)) => {
+                    // Responses are small and written whole: send them now.
+                    let _ = stream.set_nodelay(true);
+                    let app = app.clone();
+                    let builder = builder.clone();
+                    let watcher = graceful.watcher();
+                    tokio::spawn(async move {
+                        let service = service_fn(move |request| {
+                            let app = app.clone();
+                            async move { Ok::<_, Infallible>(app.handle(request).await) }
+                        });
+                        let connection = builder.serve_connection(TokioIo::new(stream), service);
+                        // A connection error (a client gone mid-request, a bad
+                        // request head hyper already answered) ends only that
+                        // connection.
+                        let _ = watcher.watch(connection).await;
+                    });
+                }
+                Err(error) => {
+                    // Out of file descriptors and the like: back off briefly
+                    // rather than spin, and keep serving.
+                    eprintln!("spikard: accept failed: {error}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            () = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    match tokio::time::timeout(config.graceful_timeout, graceful.shutdown()).await {
+        Ok(()) => ServeReport::default(),
+        Err(_) => ServeReport {
+            cut_requests: app.in_flight(),
+        },
+    }
+}

@@ -1,0 +1,47 @@
+"""Route plans: what the runtime is told about each route, derived once at startup.
+
+The native module reads these attributes (``runtime/python/src/plan.rs``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class ParamPlan:
+    """A path, query, header or cookie parameter."""
+
+    name: str
+    source: str  # "path" | "query" | "header" | "cookie"
+    key: str  # the query key, header name, cookie name or path parameter read
+    scalar: str  # "str" | "int" | "float" | "bool": what the text is coerced to
+    is_list: bool
+    required: bool
+    schema: dict[str, Any] | None  # constraints checked in Rust after coercion
+    default: Any
+    converter: Callable[[Any], Any] | None  # JSON value -> annotated type
+
+
+@dataclass(frozen=True, slots=True)
+class BodyPlan:
+    """The JSON body parameter."""
+
+    name: str
+    schema: dict[str, Any] | None
+    required: bool
+    default: Any
+    converter: Callable[[Any], Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class RoutePlan:
+    method: str
+    path: str
+    endpoint: Callable[..., Any]
+    is_async: bool
+    status_code: int
+    params: tuple[ParamPlan, ...]
+    body: BodyPlan | None

@@ -1,0 +1,135 @@
+"""Serving an app on a socket: binding, the event loop and thread pool a serve needs,
+and stop signals. Used by ``Spikard.run``, ``spikard run`` and the TestClient."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import socket
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from spikard import _asyncio_bridge as bridge
+from spikard import _spikard
+from spikard._errors import report_error
+from spikard.responses import Response
+
+if TYPE_CHECKING:
+    from spikard.app import Spikard
+
+DEFAULT_MAX_BODY_SIZE = 10 * 1024 * 1024
+DEFAULT_SYNC_WORKERS = 40
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    debug: bool = False
+    max_body_size: int = DEFAULT_MAX_BODY_SIZE
+    graceful_timeout: float = 30.0
+    header_read_timeout: float = 30.0
+    sync_workers: int = DEFAULT_SYNC_WORKERS
+
+
+@dataclass(frozen=True)
+class ServeContext:
+    """The Python objects the native driver works with (``bridge.rs``)."""
+
+    loop: bridge.DrivenLoop
+    enter_task: Callable[..., Any]
+    leave_task: Callable[..., Any]
+    task_type: type
+    executor: ThreadPoolExecutor
+    submit_sync: Callable[..., Any]
+    encode: Callable[[Any], bytes]
+    response_type: type
+    report_error: Callable[[BaseException, str], str]
+
+
+def bind_socket(host: str, port: int, backlog: int = 2048) -> socket.socket:
+    """Binds and listens; ``OSError`` says why not."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    return socket.create_server((host, port), family=family, backlog=backlog)
+
+
+def _ignore_signal(signum: int, frame: Any) -> None:
+    """Python-level stand-in: the runtime reads the signal from the wake-up descriptor."""
+
+
+@contextlib.contextmanager
+def _stop_signals() -> Iterator[int | None]:
+    """Routes SIGINT/SIGTERM to the runtime through Python's signal wake-up descriptor,
+    and restores the previous handlers afterwards. Only possible on the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        yield None
+        return
+    reader, writer = socket.socketpair()
+    reader.setblocking(False)
+    writer.setblocking(False)
+    previous_fd = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+    previous = {sig: signal.signal(sig, _ignore_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield reader.fileno()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        signal.set_wakeup_fd(previous_fd)
+        reader.close()
+        writer.close()
+
+
+def serve_socket(
+    app: Spikard,
+    sock: socket.socket,
+    options: ServeOptions,
+    *,
+    server: _spikard.Server | None = None,
+    handle_signals: bool = True,
+    ready: Callable[[], object] | None = None,
+) -> int:
+    """Serves ``app`` on a listening socket on the calling thread until shutdown;
+    ``ready`` is called once requests are being accepted. Returns how many
+    requests were cut short at the end of the grace period."""
+    server = server or _spikard.Server()
+    loop = bridge.DrivenLoop()
+    executor = ThreadPoolExecutor(max_workers=options.sync_workers, thread_name_prefix="spikard-sync")
+    context = ServeContext(
+        loop=loop,
+        enter_task=bridge.enter_task,
+        leave_task=bridge.leave_task,
+        task_type=bridge.RequestTask,
+        executor=executor,
+        submit_sync=bridge.start_sync,
+        encode=msgspec.json.Encoder(decimal_format="number").encode,
+        response_type=Response,
+        report_error=report_error,
+    )
+    signals = _stop_signals() if handle_signals else contextlib.nullcontext(None)
+    loop.enter()
+    try:
+        with signals as signal_fd:
+            return server.serve(list(app.routes), sock.fileno(), context, options, signal_fd, ready)
+    finally:
+        loop.leave()
+        loop.finish()
+        executor.shutdown(wait=False, cancel_futures=True)
+
+
+def serve_main(app: Spikard, sock: socket.socket, options: ServeOptions, name: str = "") -> int:
+    """Serves on the main thread with stop signals, saying so on stderr; for
+    ``Spikard.run`` and ``spikard run``. Returns the number of requests cut short."""
+    host, port = sock.getsockname()[:2]
+    address = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+    what = f"{name} " if name else ""
+
+    def announce() -> None:
+        print(f"spikard: serving {what}on {address} (Ctrl-C to stop)", file=sys.stderr)
+
+    cut = serve_socket(app, sock, options, ready=announce)
+    print(f"spikard: stopped{f'; {cut} request(s) were cut short' if cut else ''}", file=sys.stderr)
+    return cut

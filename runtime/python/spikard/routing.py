@@ -1,0 +1,258 @@
+"""From a handler's signature to its route plan: where each argument is read from,
+what its text is coerced to, and the JSON Schema it must satisfy.
+
+All of this happens once, when the decorator runs; a signature spikard cannot serve
+is a ``TypeError`` naming the handler and the parameter.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import types
+import typing
+from collections.abc import Callable, Mapping
+from functools import partial
+from typing import Annotated, Any, Union
+
+import msgspec
+
+from spikard import _spikard
+from spikard._plan import BodyPlan, ParamPlan, RoutePlan
+from spikard.params import Body, Header, Param
+
+_JSON_SCALARS = {"integer": "int", "number": "float", "boolean": "bool", "string": "str"}
+_PATH_CONVERTER_TYPES: dict[str, Any] = {
+    "int": int,
+    "float": float,
+    "str": str,
+    "path": str,
+    "uuid": __import__("uuid").UUID,
+}
+# Values that arrive from JSON already as the annotated Python type.
+_NATIVE = (str, int, float, bool, Any)
+
+
+@dataclasses.dataclass
+class _Arg:
+    name: str
+    annotation: Any
+    marker: Param | Body | None
+    default: Any
+
+
+def plan_route(method: str, path: str, endpoint: Callable[..., Any], status_code: int) -> RoutePlan:
+    where = f"{getattr(endpoint, '__qualname__', endpoint)!s} ({method} {path})"
+    try:
+        path_params = dict(_spikard.parse_path(path))
+    except ValueError as error:
+        raise ValueError(f"{where}: {error}") from None
+    params: list[ParamPlan] = []
+    body: BodyPlan | None = None
+    for arg in _arguments(endpoint, where):
+        source = _source_of(arg, path_params)
+        if source == "body":
+            if body is not None:
+                raise TypeError(
+                    f"{where}: parameters '{body.name}' and '{arg.name}' both read the request body; "
+                    "a route takes one body parameter"
+                )
+            body = _body_plan(arg, where)
+        else:
+            params.append(_param_plan(arg, source, path_params, where))
+    return RoutePlan(
+        method=method,
+        path=path,
+        endpoint=endpoint,
+        is_async=inspect.iscoroutinefunction(endpoint),
+        status_code=status_code,
+        params=tuple(params),
+        body=body,
+    )
+
+
+def _arguments(endpoint: Callable[..., Any], where: str) -> list[_Arg]:
+    try:
+        hints = typing.get_type_hints(endpoint, include_extras=True)
+    except Exception as error:  # a forward reference that cannot be resolved
+        raise TypeError(f"{where}: cannot resolve type annotations: {error}") from None
+    args = []
+    for param in inspect.signature(endpoint).parameters.values():
+        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            raise TypeError(f"{where}: *{param.name} / **{param.name} cannot be filled from a request")
+        if param.kind is param.POSITIONAL_ONLY:
+            raise TypeError(f"{where}: parameter '{param.name}' is positional-only; handlers are called by keyword")
+        annotation = hints.get(param.name, inspect.Parameter.empty)
+        marker: Param | Body | None = None
+        if typing.get_origin(annotation) is Annotated:
+            base, *extras = typing.get_args(annotation)
+            markers = [x for x in extras if isinstance(x, (Param, Body))]
+            if len(markers) > 1:
+                raise TypeError(f"{where}: parameter '{param.name}' has more than one marker")
+            marker = markers[0] if markers else None
+            annotation = base
+        default = param.default
+        if isinstance(default, (Param, Body)):
+            if marker is not None:
+                raise TypeError(f"{where}: parameter '{param.name}' has a marker both in Annotated and as default")
+            marker, default = default, default.default
+        elif marker is not None and default is inspect.Parameter.empty:
+            default = marker.default
+        if default is inspect.Parameter.empty:
+            default = ...
+        args.append(_Arg(param.name, annotation, marker, default))
+    return args
+
+
+def _strip_optional(tp: Any) -> tuple[Any, bool]:
+    """``X | None`` -> ``(X, True)``."""
+    if typing.get_origin(tp) in (Union, types.UnionType):
+        members = [m for m in typing.get_args(tp) if m is not type(None)]
+        if len(members) < len(typing.get_args(tp)):
+            inner = members[0] if len(members) == 1 else Union[tuple(members)]  # noqa: UP007
+            return inner, True
+    return tp, False
+
+
+def _is_model(tp: Any) -> bool:
+    return isinstance(tp, type) and (issubclass(tp, msgspec.Struct) or dataclasses.is_dataclass(tp))
+
+
+def _is_body_type(tp: Any) -> bool:
+    tp, _ = _strip_optional(tp)
+    origin = typing.get_origin(tp) or tp
+    if _is_model(tp) or origin in (dict, Mapping) or typing.is_typeddict(tp):
+        return True
+    if origin in (list, set, frozenset, tuple):
+        items = typing.get_args(tp)
+        return bool(items) and _is_body_type(items[0])
+    return False
+
+
+def _source_of(arg: _Arg, path_params: dict[str, str | None]) -> str:
+    if isinstance(arg.marker, Body):
+        return "body"
+    if isinstance(arg.marker, Param):
+        return arg.marker.source
+    if arg.name in path_params:
+        return "path"
+    if _is_body_type(arg.annotation):
+        return "body"
+    return "query"
+
+
+def _param_plan(arg: _Arg, source: str, path_params: dict[str, str | None], where: str) -> ParamPlan:
+    marker = arg.marker if isinstance(arg.marker, Param) else None
+    annotation = arg.annotation
+    key = marker.alias if marker and marker.alias else arg.name
+    if source == "path":
+        if key not in path_params:
+            raise TypeError(f"{where}: parameter '{arg.name}' reads path parameter '{key}', which the path lacks")
+        converter_name = path_params[key]
+        declared = _PATH_CONVERTER_TYPES.get(converter_name) if converter_name else None
+        if annotation is inspect.Parameter.empty:
+            annotation = declared or str
+        elif declared is not None and _strip_optional(annotation)[0] is not declared:
+            raise TypeError(
+                f"{where}: path parameter '{key}' is declared '{{{key}:{converter_name}}}' "
+                f"but annotated {_type_name(annotation)}"
+            )
+    elif annotation is inspect.Parameter.empty:
+        annotation = str
+    if source == "header" and not (marker and marker.alias):
+        convert = getattr(marker, "convert_underscores", True) if isinstance(marker, Header) else True
+        key = key.replace("_", "-") if convert else key
+    inner, _ = _strip_optional(annotation)
+    item, is_list = inner, False
+    origin = typing.get_origin(inner)
+    if origin in (list, set, frozenset, tuple) or inner in (list, set, frozenset, tuple):
+        if source == "path":
+            raise TypeError(f"{where}: path parameter '{arg.name}' cannot be a list")
+        is_list = True
+        item_args = typing.get_args(inner)
+        item = item_args[0] if item_args else str
+    constraints = marker.constraints() if marker else {}
+    scalar, item_schema = _scalar_of(item, constraints, arg.name, where)
+    schema = {"type": "array", "items": item_schema} if is_list else item_schema
+    # Coercion already guarantees the bare type; only further rules need a check.
+    if schema == {"type": _json_type(scalar)} or (is_list and item_schema == {"type": _json_type(scalar)}):
+        schema = None
+    default = arg.default
+    return ParamPlan(
+        name=arg.name,
+        source=source,
+        key=key,
+        scalar=scalar,
+        is_list=is_list,
+        required=default is ...,
+        schema=schema,
+        default=None if default is ... else default,
+        converter=_converter(inner),
+    )
+
+
+def _json_type(scalar: str) -> str:
+    return {v: k for k, v in _JSON_SCALARS.items()}[scalar]
+
+
+def _scalar_of(item: Any, constraints: dict[str, Any], name: str, where: str) -> tuple[str, dict[str, Any]]:
+    """The JSON type a parameter's text is coerced to, and its schema with constraints."""
+    annotated = Annotated[item, msgspec.Meta(**constraints)] if constraints else item
+    try:
+        schema = msgspec.json.schema(annotated)
+    except (TypeError, ValueError) as error:
+        raise TypeError(f"{where}: parameter '{name}': {error}") from None
+    resolved = schema
+    if "$ref" in schema:
+        ref = schema["$ref"].rsplit("/", 1)[-1]
+        resolved = schema.get("$defs", {}).get(ref, {})
+    json_type = resolved.get("type")
+    if json_type is None and "enum" in resolved:
+        kinds = {type(v) for v in resolved["enum"]}
+        names = {str: "string", int: "integer", float: "number", bool: "boolean"}
+        json_type = names.get(kinds.pop()) if len(kinds) == 1 else None
+    if json_type not in _JSON_SCALARS:
+        raise TypeError(
+            f"{where}: parameter '{name}' is annotated {_type_name(item)}, which cannot be read "
+            "from a path, query, header or cookie (use str, int, float, bool, uuid.UUID, an Enum, "
+            "a Literal, or a list of these; a model belongs in the body)"
+        )
+    return _JSON_SCALARS[json_type], schema
+
+
+def _converter(tp: Any) -> Callable[[Any], Any] | None:
+    """Turns the validated JSON value into the annotated type, where they differ."""
+    if tp in _NATIVE or tp is inspect.Parameter.empty:
+        return None
+    origin = typing.get_origin(tp)
+    if origin in (list, dict) and all(a in _NATIVE for a in typing.get_args(tp)):
+        return None
+    if tp in (list, dict):
+        return None
+    return partial(msgspec.convert, type=tp, strict=False)
+
+
+def _body_plan(arg: _Arg, where: str) -> BodyPlan:
+    annotation = arg.annotation
+    if annotation is inspect.Parameter.empty:
+        annotation = Any
+    inner, _optional = _strip_optional(annotation)
+    schema: dict[str, Any] | None
+    if inner is Any:
+        schema = None
+    else:
+        try:
+            schema = msgspec.json.schema(inner)
+        except (TypeError, ValueError) as error:
+            raise TypeError(f"{where}: body parameter '{arg.name}': {error}") from None
+    return BodyPlan(
+        name=arg.name,
+        schema=schema,
+        required=arg.default is ...,
+        default=None if arg.default is ... else arg.default,
+        converter=_converter(inner),
+    )
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or repr(tp)

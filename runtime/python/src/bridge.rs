@@ -1,0 +1,275 @@
+//! The coroutine driver: starts handlers on the serving thread and drives the
+//! asyncio loop that suspended handlers continue on.
+//!
+//! An `async def` handler is stepped once, directly, inside its own contextvars
+//! context and registered as the loop's current task: no thread hop, no loop
+//! round trip. If it suspends, the task object it ran as becomes a real task of
+//! the loop (`spikard/_asyncio_bridge.py`), and the request waits for it. The
+//! loop itself is driven from tokio: [`drive_loop`] waits on the selector's
+//! epoll descriptor, the loop's next timer, or a wake-up from a request that
+//! scheduled work, and then runs what is due.
+
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use pyo3::exceptions::PyRuntimeError;
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyString};
+use tokio::io::unix::AsyncFd;
+use tokio::sync::{oneshot, Notify};
+
+/// The Python objects the driver works with, from `spikard._server.ServeContext`.
+#[derive(FromPyObject)]
+pub struct ServeContext {
+    #[pyo3(attribute("loop"))]
+    pub event_loop: Py<PyAny>,
+    pub enter_task: Py<PyAny>,
+    pub leave_task: Py<PyAny>,
+    pub task_type: Py<PyAny>,
+    pub executor: Py<PyAny>,
+    pub submit_sync: Py<PyAny>,
+    pub encode: Py<PyAny>,
+    pub response_type: Py<PyAny>,
+    pub report_error: Py<PyAny>,
+}
+
+/// Per-serve state shared by the handlers and the loop driver.
+pub struct Bridge {
+    pub ctx: ServeContext,
+    ready_queue: Py<PyAny>,
+    names: Names,
+    /// Timers the loop held after its last run; more means a handler added one.
+    timers_seen: AtomicUsize,
+    /// A request scheduled work on the loop.
+    wake: Notify,
+}
+
+struct Names {
+    request_coro: Py<PyString>,
+    request_context: Py<PyString>,
+    continue_: Py<PyString>,
+    timer_heap: Py<PyString>,
+    run_once: Py<PyString>,
+    add_done_callback: Py<PyString>,
+}
+
+/// How a handler's first step ended.
+pub enum Started<'py> {
+    /// Finished: its return value.
+    Done(Bound<'py, PyAny>),
+    /// Suspended (or running in the thread pool): the answer arrives on this channel
+    /// as the finished task or future.
+    Pending(oneshot::Receiver<Py<PyAny>>),
+}
+
+impl Bridge {
+    pub fn new(py: Python<'_>, ctx: ServeContext) -> PyResult<Self> {
+        let event_loop = ctx.event_loop.bind(py);
+        let ready_queue = event_loop.getattr("ready_queue")?.unbind();
+        let names = Names {
+            request_coro: PyString::intern(py, "_request_coro").unbind(),
+            request_context: PyString::intern(py, "_request_context").unbind(),
+            continue_: PyString::intern(py, "_continue").unbind(),
+            timer_heap: PyString::intern(py, "timer_heap").unbind(),
+            run_once: PyString::intern(py, "run_once").unbind(),
+            add_done_callback: PyString::intern(py, "add_done_callback").unbind(),
+        };
+        Ok(Bridge {
+            ctx,
+            ready_queue,
+            names,
+            timers_seen: AtomicUsize::new(0),
+            wake: Notify::new(),
+        })
+    }
+
+    /// Calls an `async def` handler and steps it once.
+    pub fn start_async<'py>(
+        &self,
+        py: Python<'py>,
+        endpoint: &Py<PyAny>,
+        kwargs: &Bound<'py, PyDict>,
+    ) -> PyResult<Started<'py>> {
+        let context = unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyContext_CopyCurrent())? };
+        let coro = endpoint.bind(py).call((), Some(kwargs))?;
+        let task_type = self.ctx.task_type.bind(py);
+        let task = task_type.call_method1(pyo3::intern!(py, "__new__"), (task_type,))?;
+        task.setattr(self.names.request_coro.bind(py), &coro)?;
+        task.setattr(self.names.request_context.bind(py), &context)?;
+        let event_loop = self.ctx.event_loop.bind(py);
+        self.ctx.enter_task.bind(py).call1((event_loop, &task))?;
+        let stepped = step(py, &context, &coro);
+        let left = self.ctx.leave_task.bind(py).call1((event_loop, &task));
+        let yielded = match stepped? {
+            Step::Return(value) => {
+                left?;
+                if self.loop_has_new_work(py)? {
+                    self.wake.notify_one();
+                }
+                return Ok(Started::Done(value));
+            }
+            Step::Yield(value) => value,
+        };
+        left?;
+        task.call_method1(self.names.continue_.bind(py), (event_loop, &coro, yielded))?;
+        let receiver = self.on_done(py, &task)?;
+        self.wake.notify_one();
+        Ok(Started::Pending(receiver))
+    }
+
+    /// Runs a plain `def` handler in the thread pool.
+    pub fn start_sync<'py>(
+        &self,
+        py: Python<'py>,
+        endpoint: &Py<PyAny>,
+        kwargs: &Bound<'py, PyDict>,
+    ) -> PyResult<Started<'py>> {
+        let future = self.ctx.submit_sync.bind(py).call1((
+            self.ctx.executor.bind(py),
+            endpoint.bind(py),
+            kwargs,
+        ))?;
+        Ok(Started::Pending(self.on_done(py, &future)?))
+    }
+
+    fn on_done(
+        &self,
+        py: Python<'_>,
+        future: &Bound<'_, PyAny>,
+    ) -> PyResult<oneshot::Receiver<Py<PyAny>>> {
+        let (sender, receiver) = oneshot::channel();
+        let callback = Bound::new(
+            py,
+            Completion {
+                sender: Mutex::new(Some(sender)),
+            },
+        )?;
+        future.call_method1(self.names.add_done_callback.bind(py), (callback,))?;
+        Ok(receiver)
+    }
+
+    fn loop_has_new_work(&self, py: Python<'_>) -> PyResult<bool> {
+        if self.ready_queue.bind(py).len()? > 0 {
+            return Ok(true);
+        }
+        let timers = self
+            .ctx
+            .event_loop
+            .bind(py)
+            .getattr(self.names.timer_heap.bind(py))?
+            .len()?;
+        Ok(timers != self.timers_seen.load(Ordering::Relaxed))
+    }
+
+    /// Runs what is due on the loop; returns how long it may sleep.
+    fn run_once(&self, py: Python<'_>) -> PyResult<Option<f64>> {
+        let event_loop = self.ctx.event_loop.bind(py);
+        let next: Option<f64> = event_loop
+            .call_method0(self.names.run_once.bind(py))?
+            .extract()?;
+        let timers = event_loop.getattr(self.names.timer_heap.bind(py))?.len()?;
+        self.timers_seen.store(timers, Ordering::Relaxed);
+        Ok(next)
+    }
+}
+
+enum Step<'py> {
+    Return(Bound<'py, PyAny>),
+    Yield(Bound<'py, PyAny>),
+}
+
+/// One `coro.send(None)` inside `context`, without raising `StopIteration`.
+fn step<'py>(
+    py: Python<'py>,
+    context: &Bound<'py, PyAny>,
+    coro: &Bound<'py, PyAny>,
+) -> PyResult<Step<'py>> {
+    unsafe {
+        if ffi::PyContext_Enter(context.as_ptr()) != 0 {
+            return Err(PyErr::fetch(py));
+        }
+        let mut result: *mut ffi::PyObject = std::ptr::null_mut();
+        let status = ffi::PyIter_Send(coro.as_ptr(), ffi::Py_None(), &mut result);
+        // Take a pending exception before leaving the context.
+        let error = (status == ffi::PySendResult::PYGEN_ERROR).then(|| PyErr::fetch(py));
+        if ffi::PyContext_Exit(context.as_ptr()) != 0 {
+            return Err(PyErr::fetch(py));
+        }
+        match status {
+            ffi::PySendResult::PYGEN_RETURN => Ok(Step::Return(Bound::from_owned_ptr(py, result))),
+            ffi::PySendResult::PYGEN_NEXT => Ok(Step::Yield(Bound::from_owned_ptr(py, result))),
+            _ => Err(error.unwrap_or_else(|| PyRuntimeError::new_err("coroutine step failed"))),
+        }
+    }
+}
+
+/// The done-callback of a suspended handler's task (or a sync handler's future):
+/// hands the finished object to the waiting request.
+#[pyclass(module = "spikard._spikard")]
+pub struct Completion {
+    sender: Mutex<Option<oneshot::Sender<Py<PyAny>>>>,
+}
+
+#[pymethods]
+impl Completion {
+    fn __call__(&self, finished: Py<PyAny>) {
+        let sender = self.sender.lock().ok().and_then(|mut s| s.take());
+        if let Some(sender) = sender {
+            // The request may be gone (client disconnected); then nobody waits.
+            let _ = sender.send(finished);
+        }
+    }
+}
+
+struct Fd(RawFd);
+
+impl AsRawFd for Fd {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0
+    }
+}
+
+/// Drives the asyncio loop for as long as the server runs.
+pub async fn drive_loop(bridge: std::sync::Arc<Bridge>, selector_fd: RawFd) {
+    // SAFETY: the selector's descriptor stays open until the loop is closed,
+    // which happens only after serving (and this task) has ended.
+    let selector = match unsafe { AsyncFd::register(Fd(selector_fd)) } {
+        Ok(fd) => fd,
+        Err(error) => {
+            eprintln!("spikard: cannot watch the event loop's selector: {error}");
+            return;
+        }
+    };
+    loop {
+        let next = Python::attach(|py| {
+            bridge.run_once(py).unwrap_or_else(|error| {
+                error.print(py);
+                Some(0.001)
+            })
+        });
+        if next.is_some_and(|seconds| seconds <= 0.0) {
+            // More is ready now; let requests run in between.
+            tokio::task::yield_now().await;
+            continue;
+        }
+        let timer = async {
+            match next {
+                Some(seconds) => tokio::time::sleep(Duration::from_secs_f64(seconds)).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            ready = selector.readable() => {
+                // Cleared before the next run, whose select(0) then sees every event.
+                if let Ok(mut guard) = ready {
+                    guard.clear_ready();
+                }
+            }
+            () = bridge.wake.notified() => {}
+            () = timer => {}
+        }
+    }
+}

@@ -1,0 +1,35 @@
+//! `spikard._spikard`: the Python binding of spikard's HTTP core.
+//!
+//! Thin glue: route plans from the Python package become core routes whose
+//! handler is a Python endpoint ([`handler`]); [`bridge`] runs coroutines and the
+//! asyncio loop on the serving thread; [`convert`] is the one place values cross
+//! the boundary; [`server`] serves on a socket handed in by Python.
+
+mod bridge;
+mod convert;
+mod handler;
+mod plan;
+mod server;
+
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+
+/// Splits a route path into its parameters: `[(name, converter or None), ...]`.
+#[pyfunction]
+fn parse_path(path: &str) -> PyResult<Vec<(String, Option<&'static str>)>> {
+    let pattern = spikard_http::path::parse(path).map_err(PyValueError::new_err)?;
+    Ok(pattern
+        .params
+        .into_iter()
+        .map(|p| (p.name, p.converter.map(|c| c.as_str())))
+        .collect())
+}
+
+#[pymodule]
+fn _spikard(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<server::Server>()?;
+    m.add_class::<bridge::Completion>()?;
+    m.add_function(wrap_pyfunction!(parse_path, m)?)?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}

@@ -1,0 +1,182 @@
+//! Route plans as the Python package hands them over (`spikard/_plan.py`), turned
+//! into the core's [`RouteSpec`] and the per-argument data the handler needs.
+
+use http::{Method, StatusCode};
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::PyString;
+use serde_json::Value;
+use spikard_http::{BodySpec, LocSegment, ParamSource, ParamSpec, RouteSpec, Scalar};
+
+/// `spikard._plan.ParamPlan`
+#[derive(FromPyObject)]
+pub struct ParamPlan {
+    pub name: String,
+    pub source: String,
+    pub key: String,
+    pub scalar: String,
+    pub is_list: bool,
+    pub required: bool,
+    pub schema: Option<Py<PyAny>>,
+    pub default: Py<PyAny>,
+    pub converter: Option<Py<PyAny>>,
+}
+
+/// `spikard._plan.BodyPlan`
+#[derive(FromPyObject)]
+pub struct BodyPlan {
+    pub name: String,
+    pub schema: Option<Py<PyAny>>,
+    pub required: bool,
+    pub default: Py<PyAny>,
+    pub converter: Option<Py<PyAny>>,
+}
+
+/// `spikard._plan.RoutePlan`
+#[derive(FromPyObject)]
+pub struct RoutePlan {
+    pub method: String,
+    pub path: String,
+    pub endpoint: Py<PyAny>,
+    pub is_async: bool,
+    pub status_code: u16,
+    pub params: Vec<ParamPlan>,
+    pub body: Option<BodyPlan>,
+}
+
+/// How one handler argument is filled from a validated value.
+pub struct ArgPlan {
+    /// Where a value this argument rejects is reported (`["query", "limit"]`).
+    pub loc: Vec<LocSegment>,
+    /// Interned keyword name.
+    pub name: Py<PyString>,
+    /// Used when the value was not sent.
+    pub default: Py<PyAny>,
+    /// Turns the JSON value into the annotated type (a Struct, a UUID, …).
+    pub converter: Option<Py<PyAny>>,
+}
+
+/// What the handler needs from a route plan, beside the core's spec.
+pub struct HandlerPlan {
+    pub label: String,
+    pub endpoint: Py<PyAny>,
+    pub is_async: bool,
+    pub status: StatusCode,
+    pub args: Vec<ArgPlan>,
+    pub body: Option<ArgPlan>,
+}
+
+fn schema_value(py: Python<'_>, schema: &Option<Py<PyAny>>) -> PyResult<Option<Value>> {
+    schema
+        .as_ref()
+        .map(|s| {
+            pythonize::depythonize::<Value>(s.bind(py))
+                .map_err(|e| PyValueError::new_err(e.to_string()))
+        })
+        .transpose()
+}
+
+fn arg(
+    py: Python<'_>,
+    loc: Vec<LocSegment>,
+    name: &str,
+    default: &Py<PyAny>,
+    converter: &Option<Py<PyAny>>,
+) -> ArgPlan {
+    ArgPlan {
+        loc,
+        name: PyString::intern(py, name).unbind(),
+        default: default.clone_ref(py),
+        converter: converter.as_ref().map(|c| c.clone_ref(py)),
+    }
+}
+
+impl RoutePlan {
+    pub fn split(&self, py: Python<'_>) -> PyResult<(RouteSpec, HandlerPlan)> {
+        let label = format!("{} {}", self.method, self.path);
+        let method = Method::from_bytes(self.method.as_bytes()).map_err(|_| {
+            PyValueError::new_err(format!(
+                "route {label}: '{}' is not an HTTP method",
+                self.method
+            ))
+        })?;
+        let status = StatusCode::from_u16(self.status_code).map_err(|_| {
+            PyValueError::new_err(format!(
+                "route {label}: {} is not an HTTP status",
+                self.status_code
+            ))
+        })?;
+        let mut params = Vec::with_capacity(self.params.len());
+        for param in &self.params {
+            params.push(ParamSpec {
+                name: param.name.clone(),
+                source: match param.source.as_str() {
+                    "path" => ParamSource::Path,
+                    "query" => ParamSource::Query,
+                    "header" => ParamSource::Header,
+                    "cookie" => ParamSource::Cookie,
+                    other => {
+                        return Err(PyValueError::new_err(format!(
+                            "route {label}: unknown source '{other}'"
+                        )))
+                    }
+                },
+                key: param.key.clone(),
+                scalar: match param.scalar.as_str() {
+                    "str" => Scalar::Str,
+                    "int" => Scalar::Int,
+                    "float" => Scalar::Float,
+                    "bool" => Scalar::Bool,
+                    other => {
+                        return Err(PyValueError::new_err(format!(
+                            "route {label}: unknown scalar '{other}'"
+                        )))
+                    }
+                },
+                list: param.is_list,
+                required: param.required,
+                schema: schema_value(py, &param.schema)?,
+            });
+        }
+        let body = match &self.body {
+            Some(body) => Some(BodySpec {
+                schema: schema_value(py, &body.schema)?,
+                required: body.required,
+            }),
+            None => None,
+        };
+        let spec = RouteSpec {
+            method,
+            path: self.path.clone(),
+            params,
+            body,
+        };
+        let handler = HandlerPlan {
+            label,
+            endpoint: self.endpoint.clone_ref(py),
+            is_async: self.is_async,
+            status,
+            args: self
+                .params
+                .iter()
+                .map(|p| {
+                    let loc = vec![
+                        LocSegment::Key(p.source.clone()),
+                        LocSegment::Key(p.name.clone()),
+                    ];
+                    arg(py, loc, &p.name, &p.default, &p.converter)
+                })
+                .collect(),
+            body: self.body.as_ref().map(|b| {
+                arg(
+                    py,
+                    vec![LocSegment::Key("body".into())],
+                    &b.name,
+                    &b.default,
+                    &b.converter,
+                )
+            }),
+        };
+        Ok((spec, handler))
+    }
+}

@@ -1,0 +1,172 @@
+//! `Server`: serves route plans on a listening socket handed in as a file
+//! descriptor, on the calling thread, until `shutdown()` or a stop signal.
+
+use std::os::fd::{BorrowedFd, OwnedFd, RawFd};
+use std::sync::Arc;
+use std::time::Duration;
+
+use pyo3::exceptions::{PyOSError, PyValueError};
+use pyo3::prelude::*;
+use spikard_http::{App, AppConfig, RouterBuilder, ServerConfig};
+use tokio::sync::{watch, Notify};
+
+use crate::bridge::{drive_loop, Bridge, ServeContext};
+use crate::handler::PythonHandler;
+use crate::plan::RoutePlan;
+
+/// `spikard._server.ServeOptions`
+#[derive(FromPyObject)]
+pub struct ServeOptions {
+    pub debug: bool,
+    pub max_body_size: usize,
+    pub graceful_timeout: f64,
+    pub header_read_timeout: f64,
+}
+
+#[pyclass(module = "spikard._spikard", frozen)]
+pub struct Server {
+    stop: Arc<Notify>,
+}
+
+const SIGINT: u8 = 2;
+const SIGTERM: u8 = 15;
+
+fn duplicate(fd: RawFd) -> PyResult<OwnedFd> {
+    // The caller keeps its own descriptor; we serve on a duplicate.
+    unsafe { BorrowedFd::borrow_raw(fd) }
+        .try_clone_to_owned()
+        .map_err(|e| PyOSError::new_err(format!("file descriptor {fd}: {e}")))
+}
+
+/// Counts SIGINT/SIGTERM as Python's signal wake-up descriptor reports them.
+async fn count_stop_signals(fd: OwnedFd, count: watch::Sender<usize>) {
+    let stream = std::os::unix::net::UnixStream::from(fd);
+    let stream = match stream
+        .set_nonblocking(true)
+        .and_then(|()| tokio::net::UnixStream::from_std(stream))
+    {
+        Ok(stream) => stream,
+        Err(error) => {
+            eprintln!("spikard: cannot watch for signals: {error}");
+            return;
+        }
+    };
+    let mut buffer = [0u8; 64];
+    loop {
+        if stream.readable().await.is_err() {
+            return;
+        }
+        match stream.try_read(&mut buffer) {
+            Ok(0) => return,
+            Ok(n) => {
+                let stops = buffer[..n]
+                    .iter()
+                    .filter(|&&s| s == SIGINT || s == SIGTERM)
+                    .count();
+                if stops > 0 {
+                    count.send_modify(|c| *c += stops);
+                }
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(_) => return,
+        }
+    }
+}
+
+async fn reached(mut count: watch::Receiver<usize>, at_least: usize) {
+    if count.wait_for(|c| *c >= at_least).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+#[pymethods]
+impl Server {
+    #[new]
+    fn new() -> Self {
+        Server {
+            stop: Arc::new(Notify::new()),
+        }
+    }
+
+    /// Serves until `shutdown()` is called or, when `signal_fd` is given (the read
+    /// end of Python's signal wake-up descriptor), SIGINT/SIGTERM arrives; a second
+    /// one stops at once. `ready` is called once connections are being accepted.
+    /// Returns how many requests were cut short.
+    #[pyo3(signature = (routes, fd, context, options, signal_fd=None, ready=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn serve(
+        &self,
+        py: Python<'_>,
+        routes: Vec<RoutePlan>,
+        fd: RawFd,
+        context: ServeContext,
+        options: ServeOptions,
+        signal_fd: Option<RawFd>,
+        ready: Option<Py<PyAny>>,
+    ) -> PyResult<usize> {
+        let selector_fd: RawFd = context
+            .event_loop
+            .bind(py)
+            .call_method0("selector_fd")?
+            .extract()?;
+        let bridge = Arc::new(Bridge::new(py, context)?);
+        let mut builder = RouterBuilder::new();
+        for plan in &routes {
+            let (spec, handler) = plan.split(py)?;
+            builder
+                .route(spec, Arc::new(PythonHandler::new(handler, bridge.clone())))
+                .map_err(PyValueError::new_err)?;
+        }
+        let router = builder.build().map_err(PyValueError::new_err)?;
+        let app = Arc::new(App::new(
+            router,
+            AppConfig {
+                max_body_size: options.max_body_size,
+                debug: options.debug,
+            },
+        ));
+        let config = ServerConfig {
+            header_read_timeout: Duration::from_secs_f64(options.header_read_timeout),
+            graceful_timeout: Duration::from_secs_f64(options.graceful_timeout),
+        };
+        let listener = std::net::TcpListener::from(duplicate(fd)?);
+        listener.set_nonblocking(true)?;
+        let signals = signal_fd.map(duplicate).transpose()?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| PyOSError::new_err(format!("cannot start the runtime: {e}")))?;
+        let stop = self.stop.clone();
+        let cut = py.detach(move || {
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener)?;
+                tokio::spawn(drive_loop(bridge, selector_fd));
+                if let Some(ready) = ready {
+                    Python::attach(|py| ready.call0(py).map(drop)).map_err(std::io::Error::other)?;
+                }
+                let (count, counted) = watch::channel(0usize);
+                if let Some(fd) = signals {
+                    tokio::spawn(count_stop_signals(fd, count));
+                }
+                let first = reached(counted.clone(), 1);
+                let shutdown = async move {
+                    tokio::select! {
+                        () = stop.notified() => {}
+                        () = first => {}
+                    }
+                };
+                let in_flight = app.clone();
+                tokio::select! {
+                    report = spikard_http::serve(listener, app, &config, shutdown) => Ok::<_, std::io::Error>(report.cut_requests),
+                    () = reached(counted, 2) => Ok(in_flight.in_flight()),
+                }
+            })
+        })?;
+        Ok(cut)
+    }
+
+    /// Stops serving: no new connections; in-flight requests finish within the grace period.
+    fn shutdown(&self) {
+        self.stop.notify_one();
+    }
+}
