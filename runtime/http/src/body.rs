@@ -3,7 +3,9 @@
 use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use http::HeaderMap;
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use std::time::Duration;
+
+use http_body_util::BodyExt;
 use serde_json::Value;
 
 use crate::problem::{FieldError, LocSegment, Problem};
@@ -52,20 +54,12 @@ impl CompiledBody {
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         check_media_type(headers)?;
-        if declared_length(headers).is_some_and(|len| len > limit) {
-            return Err(Problem::payload_too_large(limit));
+        let declared = declared_length(headers);
+        if declared.is_some_and(|len| len > limit.saturating_add(DRAIN_MAX_BYTES)) {
+            // Too large to be worth reading: answer at once and close.
+            return Err(Problem::payload_too_large(limit).closing());
         }
-        let bytes = match Limited::new(body, limit).collect().await {
-            Ok(collected) => collected.to_bytes(),
-            Err(error) if error.is::<LengthLimitError>() => {
-                return Err(Problem::payload_too_large(limit))
-            }
-            Err(error) => {
-                return Err(Problem::bad_request(format!(
-                    "Failed to read the request body: {error}"
-                )))
-            }
-        };
+        let bytes = read_limited(body, limit).await?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             if self.required {
                 errors.push(FieldError::missing(vec![LocSegment::Key("body".into())]));
@@ -79,6 +73,71 @@ impl CompiledBody {
         }
         Ok(Some(value))
     }
+}
+
+/// How much of an oversized body is read and thrown away before answering 413,
+/// so that a client which sends its whole body before reading the answer gets
+/// the 413 rather than a reset connection.
+const DRAIN_MAX_BYTES: usize = 64 * 1024 * 1024;
+const DRAIN_MAX_TIME: Duration = Duration::from_secs(3);
+
+/// Collects the body, up to `limit` bytes.
+async fn read_limited<B>(body: B, limit: usize) -> Result<Bytes, Problem>
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let mut body = std::pin::pin!(body);
+    let mut first: Option<Bytes> = None;
+    let mut rest: Vec<u8> = Vec::new();
+    let mut total = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| {
+            Problem::bad_request(format!("Failed to read the request body: {}", e.into()))
+        })?;
+        let Ok(chunk) = frame.into_data() else {
+            continue;
+        };
+        total += chunk.len();
+        if total > limit {
+            drain(body).await;
+            return Err(Problem::payload_too_large(limit).closing());
+        }
+        match &first {
+            // Most bodies arrive in one chunk: keep it without copying.
+            None => first = Some(chunk),
+            Some(head) => {
+                if rest.is_empty() {
+                    rest.extend_from_slice(head);
+                }
+                rest.extend_from_slice(&chunk);
+            }
+        }
+    }
+    Ok(if rest.is_empty() {
+        first.unwrap_or_default()
+    } else {
+        Bytes::from(rest)
+    })
+}
+
+/// Reads and discards what is left of a body, within a bound of bytes and time.
+async fn drain<B>(mut body: std::pin::Pin<&mut B>)
+where
+    B: http_body::Body<Data = Bytes>,
+{
+    let mut left = DRAIN_MAX_BYTES;
+    let _ = tokio::time::timeout(DRAIN_MAX_TIME, async {
+        while let Some(Ok(frame)) = body.frame().await {
+            if let Ok(chunk) = frame.into_data() {
+                left = left.saturating_sub(chunk.len());
+                if left == 0 {
+                    break;
+                }
+            }
+        }
+    })
+    .await;
 }
 
 fn declared_length(headers: &HeaderMap) -> Option<usize> {
@@ -185,14 +244,34 @@ mod tests {
         assert_eq!(result.unwrap_err().status(), 400);
         let (result, _) = read(any_required(), HeaderMap::new(), "[1,2,3,4,5,6,7,8,9]", 8).await;
         assert_eq!(result.unwrap_err().status(), 413);
+        // A declared length far past the limit is refused without reading.
         let (result, _) = read(
             any_required(),
-            headers(&[("content-length", "5000")]),
+            headers(&[("content-length", "500000000")]),
             "[]",
             8,
         )
         .await;
-        assert_eq!(result.unwrap_err().status(), 413);
+        let response = result.unwrap_err().into_response();
+        assert_eq!(response.status(), 413);
+        assert_eq!(response.headers()[http::header::CONNECTION], "close");
+    }
+
+    #[tokio::test]
+    async fn bodies_arriving_in_several_chunks_are_joined() {
+        let spec = CompiledBody::compile(&any_required()).unwrap();
+        let chunks: Vec<Result<http_body::Frame<Bytes>, std::convert::Infallible>> =
+            ["[1,", "2,", "3]"]
+                .into_iter()
+                .map(|c| Ok(http_body::Frame::data(Bytes::from_static(c.as_bytes()))))
+                .collect();
+        let body = http_body_util::StreamBody::new(futures_util::stream::iter(chunks));
+        let mut errors = Vec::new();
+        let value = spec
+            .read(&HeaderMap::new(), body, 100, &mut errors)
+            .await
+            .unwrap();
+        assert_eq!(value, Some(json!([1, 2, 3])));
     }
 
     #[tokio::test]

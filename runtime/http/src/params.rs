@@ -45,11 +45,11 @@ pub enum Scalar {
 /// A parameter as a binding declares it.
 #[derive(Clone, Debug)]
 pub struct ParamSpec {
-    /// The handler's parameter name; used in error locations.
+    /// The handler's parameter name.
     pub name: String,
     pub source: ParamSource,
     /// The query key, header name or cookie name read (for a path parameter,
-    /// its name in the route path).
+    /// its name in the route path); error locations name it.
     pub key: String,
     pub scalar: Scalar,
     /// Several values (repeated query keys or headers) become a list.
@@ -89,7 +89,9 @@ impl CompiledParam {
             ),
             _ => None,
         };
-        let loc = [spec.source.as_str().into(), spec.name.as_str().into()];
+        // Errors name what the client sent (the query key, header or cookie
+        // name), as FastAPI's do.
+        let loc = [spec.source.as_str().into(), spec.key.as_str().into()];
         Ok(CompiledParam {
             spec,
             loc,

@@ -5,7 +5,7 @@
 //! is built here, so all of them share one shape (`application/problem+json`).
 
 use bytes::Bytes;
-use http::header::{HeaderName, HeaderValue, ALLOW, CONTENT_TYPE};
+use http::header::{HeaderName, HeaderValue, ALLOW, CONNECTION, CONTENT_TYPE};
 use http::{Response, StatusCode};
 use serde::Serialize;
 use serde_json::Value;
@@ -114,6 +114,14 @@ impl Problem {
             StatusCode::PAYLOAD_TOO_LARGE,
             format!("The request body is larger than the limit of {limit} bytes"),
         )
+    }
+
+    /// Asks the client to close the connection after this answer (for a
+    /// request whose body was not read to the end).
+    pub fn closing(mut self) -> Self {
+        self.headers
+            .push((CONNECTION, HeaderValue::from_static("close")));
+        self
     }
 
     pub fn unsupported_media_type(got: &str) -> Self {

@@ -31,6 +31,8 @@ from typing import Any
 # Private asyncio names; nothing else in spikard touches asyncio internals.
 enter_task = tasks._enter_task  # make a task current on a loop (raises if one is)
 leave_task = tasks._leave_task
+register_task = tasks._register_task  # list a task in asyncio.all_tasks()
+unregister_task = tasks._unregister_task
 _set_running_loop = events._set_running_loop
 _Task = asyncio.Task
 _task_init = asyncio.Task.__init__

@@ -28,6 +28,8 @@ pub struct ServeContext {
     pub event_loop: Py<PyAny>,
     pub enter_task: Py<PyAny>,
     pub leave_task: Py<PyAny>,
+    pub register_task: Py<PyAny>,
+    pub unregister_task: Py<PyAny>,
     pub task_type: Py<PyAny>,
     pub executor: Py<PyAny>,
     pub submit_sync: Py<PyAny>,
@@ -100,24 +102,33 @@ impl Bridge {
         task.setattr(self.names.request_coro.bind(py), &coro)?;
         task.setattr(self.names.request_context.bind(py), &context)?;
         let event_loop = self.ctx.event_loop.bind(py);
-        self.ctx.enter_task.bind(py).call1((event_loop, &task))?;
-        let stepped = step(py, &context, &coro);
-        let left = self.ctx.leave_task.bind(py).call1((event_loop, &task));
-        let yielded = match stepped? {
-            Step::Return(value) => {
-                left?;
+        // Listed by asyncio.all_tasks() from the first line, as a task would be.
+        self.ctx.register_task.bind(py).call1((&task,))?;
+        let entered = self.ctx.enter_task.bind(py).call1((event_loop, &task));
+        let stepped = entered.and_then(|_| {
+            let stepped = step(py, &context, &coro);
+            let left = self.ctx.leave_task.bind(py).call1((event_loop, &task));
+            left.and(stepped)
+        });
+        match stepped {
+            Ok(Step::Return(value)) => {
+                self.ctx.unregister_task.bind(py).call1((&task,))?;
                 if self.loop_has_new_work(py)? {
                     self.wake.notify_one();
                 }
-                return Ok(Started::Done(value));
+                Ok(Started::Done(value))
             }
-            Step::Yield(value) => value,
-        };
-        left?;
-        task.call_method1(self.names.continue_.bind(py), (event_loop, &coro, yielded))?;
-        let receiver = self.on_done(py, &task)?;
-        self.wake.notify_one();
-        Ok(Started::Pending(receiver))
+            Ok(Step::Yield(yielded)) => {
+                task.call_method1(self.names.continue_.bind(py), (event_loop, &coro, yielded))?;
+                let receiver = self.on_done(py, &task)?;
+                self.wake.notify_one();
+                Ok(Started::Pending(receiver))
+            }
+            Err(error) => {
+                let _ = self.ctx.unregister_task.bind(py).call1((&task,));
+                Err(error)
+            }
+        }
     }
 
     /// Runs a plain `def` handler in the thread pool.

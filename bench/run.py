@@ -1,0 +1,307 @@
+"""Benchmark spikard against FastAPI and the Rust ceiling on the same workloads.
+
+    python bench/run.py [--duration 10] [--rounds 3] [--out bench/results/foundation.md]
+
+Every server is pinned to CPU 0 and wrk to CPU 1; each round runs every workload
+against every server in turn (rounds interleaved), and the table reports the
+median of the rounds with ratios taken within the same run. Servers are checked to
+give the same answers before anything is measured. Set-up: bench/setup.sh.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+SERVER_CPU = "0"
+LOAD_CPU = "1"
+
+
+@dataclass
+class Server:
+    name: str
+    command: list[str]
+    port: int
+    process: subprocess.Popen[bytes] | None = None
+
+
+@dataclass
+class Sample:
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+
+@dataclass
+class Results:
+    samples: dict[tuple[str, str], list[Sample]] = field(default_factory=dict)
+
+    def add(self, server: str, workload: str, sample: Sample) -> None:
+        self.samples.setdefault((server, workload), []).append(sample)
+
+    def median(self, server: str, workload: str) -> Sample:
+        runs = self.samples[(server, workload)]
+        return Sample(
+            rps=statistics.median(s.rps for s in runs),
+            p50_ms=statistics.median(s.p50_ms for s in runs),
+            p99_ms=statistics.median(s.p99_ms for s in runs),
+            errors=sum(s.errors for s in runs),
+        )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def servers(with_hop: bool) -> list[Server]:
+    python = sys.executable
+    ceiling = ROOT / "target" / "release" / "spikard-ceiling"
+    ports = [free_port() for _ in range(4)]
+    extra = []
+    if with_hop:
+        hop_app = str(BENCH / "apps" / "spikard_hop_app.py")
+        extra.append(
+            Server("spikard-hop", [python, "-m", "spikard.cli", "run", hop_app, "--port", str(ports[3])], ports[3])
+        )
+    return [
+        Server(
+            "spikard",
+            [python, "-m", "spikard.cli", "run", str(BENCH / "apps" / "spikard_app.py"), "--port", str(ports[0])],
+            ports[0],
+        ),
+        Server(
+            "FastAPI",
+            [
+                python,
+                "-m",
+                "uvicorn",
+                "fastapi_app:app",
+                "--app-dir",
+                str(BENCH / "apps"),
+                "--port",
+                str(ports[1]),
+                "--loop",
+                "uvloop",
+                "--http",
+                "httptools",
+                "--no-access-log",
+                "--log-level",
+                "warning",
+            ],
+            ports[1],
+        ),
+        Server("ceiling", [str(ceiling), f"127.0.0.1:{ports[2]}"], ports[2]),
+        *extra,
+    ]
+
+
+def start(server: Server) -> None:
+    server.process = subprocess.Popen(
+        ["taskset", "-c", SERVER_CPU, *server.command], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            error = server.process.stderr.read().decode() if server.process.stderr else ""
+            raise SystemExit(f"bench: {server.name} exited at start:\n{error}")
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{server.port}/hello", timeout=1).read()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit(f"bench: {server.name} did not answer within 30 s")
+
+
+def stop(server: Server) -> None:
+    if server.process and server.process.poll() is None:
+        server.process.terminate()
+        try:
+            server.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.process.kill()
+
+
+def fetch(server: Server, workload: dict) -> tuple[int, object]:
+    data = json.dumps(workload["body"]).encode() if "body" in workload else None
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{server.port}{workload['path']}",
+        data=data,
+        method=workload["method"],
+        headers={"content-type": "application/json"} if data else {},
+    )
+    with urllib.request.urlopen(request, timeout=5) as response:
+        return response.status, json.loads(response.read())
+
+
+def check_same_answers(all_servers: list[Server], workloads: list[dict]) -> None:
+    for workload in workloads:
+        answers = {server.name: fetch(server, workload) for server in all_servers}
+        if len({json.dumps(a, sort_keys=True) for a in answers.values()}) != 1:
+            raise SystemExit(f"bench: servers disagree on {workload['title']}: {answers}")
+
+
+def wrk_script(workload: dict, folder: Path) -> list[str]:
+    if workload["method"] == "GET":
+        return []
+    script = folder / f"{workload['name']}.lua"
+    script.write_text(
+        f'wrk.method = "{workload["method"]}"\n'
+        f"wrk.body = {json.dumps(json.dumps(workload['body']))}\n"
+        'wrk.headers["Content-Type"] = "application/json"\n'
+    )
+    return ["-s", str(script)]
+
+
+_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def _millis(text: str) -> float:
+    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
+    return float(value) * _UNITS[unit]
+
+
+def run_wrk(server: Server, workload: dict, connections: int, duration: int, folder: Path) -> Sample:
+    command = [
+        "taskset",
+        "-c",
+        LOAD_CPU,
+        "wrk",
+        "-t1",
+        f"-c{connections}",
+        f"-d{duration}s",
+        "--latency",
+        *wrk_script(workload, folder),
+        f"http://127.0.0.1:{server.port}{workload['path']}",
+    ]
+    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    p50 = _millis(re.search(r"50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    p99 = _millis(re.search(r"99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    errors = sum(int(n) for n in re.findall(r"Non-2xx or 3xx responses: (\d+)", out))
+    socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    if socket_errors:
+        errors += sum(int(n) for n in socket_errors.groups())
+    return Sample(rps, p50, p99, errors)
+
+
+def hop_table(results: Results, workloads: list[dict]) -> str:
+    lines = [
+        "| workload | spikard req/s | spikard-hop req/s | hop ÷ spikard | p99 spikard | p99 spikard-hop |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for workload in workloads:
+        s, h = (results.median(name, workload["name"]) for name in ("spikard", "spikard-hop"))
+        lines.append(
+            f"| {workload['title']} | {s.rps:,.0f} | {h.rps:,.0f} | {h.rps / s.rps:.0%} "
+            f"| {s.p99_ms:.2f} ms | {h.p99_ms:.2f} ms |"
+        )
+    return "\n".join(lines)
+
+
+def table(results: Results, workloads: list[dict], names: list[str]) -> str:
+    lines = [
+        "| workload | spikard req/s | FastAPI req/s | ceiling req/s | spikard ÷ FastAPI | spikard ÷ ceiling "
+        "| p50 / p99 spikard | p50 / p99 FastAPI | errors |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for workload in workloads:
+        s, f, c = (results.median(name, workload["name"]) for name in names)
+        lines.append(
+            f"| {workload['title']} | {s.rps:,.0f} | {f.rps:,.0f} | {c.rps:,.0f} | {s.rps / f.rps:.2f}x "
+            f"| {s.rps / c.rps:.0%} | {s.p50_ms:.2f} / {s.p99_ms:.2f} ms | {f.p50_ms:.2f} / {f.p99_ms:.2f} ms "
+            f"| {s.errors + f.errors + c.errors} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=int, default=10, help="seconds per measurement")
+    parser.add_argument("--warmup", type=int, default=2, help="seconds of unmeasured load before each measurement")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds; the table shows their medians")
+    parser.add_argument("--out", type=Path, help="also write the report (markdown) here")
+    parser.add_argument(
+        "--with-hop",
+        action="store_true",
+        help="also measure spikard with one cross-thread hop per request (bench/apps/spikard_hop_app.py)",
+    )
+    args = parser.parse_args()
+    for tool in ("wrk", "taskset"):
+        if shutil.which(tool) is None:
+            raise SystemExit(f"bench: '{tool}' is not installed; run bench/setup.sh")
+    if (os.cpu_count() or 1) < 2:
+        raise SystemExit("bench: needs two CPUs (server on one, load on the other)")
+    spec = json.loads((BENCH / "workloads.json").read_text())
+    workloads, connections = spec["workloads"], spec["connections"]
+    print("bench: building the Rust ceiling (release)", file=sys.stderr)
+    subprocess.run(["cargo", "build", "--release", "-q", "-p", "spikard-ceiling"], cwd=ROOT, check=True)
+    all_servers = servers(args.with_hop)
+    results = Results()
+    try:
+        for server in all_servers:
+            start(server)
+        check_same_answers(all_servers, workloads)
+        with tempfile.TemporaryDirectory() as scratch:
+            folder = Path(scratch)
+            total = args.rounds * len(workloads) * len(all_servers)
+            done = 0
+            for round_no in range(1, args.rounds + 1):
+                for workload in workloads:
+                    for server in all_servers:
+                        done += 1
+                        print(
+                            f"bench: [{done}/{total}] round {round_no}: {server.name:8} {workload['title']}",
+                            file=sys.stderr,
+                        )
+                        if args.warmup:
+                            run_wrk(server, workload, connections, args.warmup, folder)
+                        sample = run_wrk(server, workload, connections, args.duration, folder)
+                        print(f"         {sample.rps:,.0f} req/s, p99 {sample.p99_ms:.2f} ms", file=sys.stderr)
+                        results.add(server.name, workload["name"], sample)
+    finally:
+        for server in all_servers:
+            stop(server)
+    report = "\n".join(
+        [
+            f"Server pinned to CPU {SERVER_CPU}, wrk (1 thread, {connections} connections) on CPU {LOAD_CPU}; "
+            f"{args.rounds} interleaved rounds of {args.duration} s, medians. "
+            "FastAPI on uvicorn (uvloop, httptools, one worker, no access log); "
+            "ceiling = the same routes on spikard-http with Rust handlers.",
+            "",
+            table(results, workloads, ["spikard", "FastAPI", "ceiling"]),
+            "",
+        ]
+    )
+    if args.with_hop:
+        report += "\nThe same server with one cross-thread hop per request (run_coroutine_threadsafe):\n\n"
+        report += hop_table(results, workloads) + "\n"
+    print(report)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(report)
+        raw = {
+            f"{server}/{workload}": [s.__dict__ for s in runs] for (server, workload), runs in results.samples.items()
+        }
+        args.out.with_suffix(".json").write_text(json.dumps(raw, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

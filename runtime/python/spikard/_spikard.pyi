@@ -1,0 +1,71 @@
+"""Type stubs for the native module ``spikard._spikard`` (runtime/python/src)."""
+
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+__version__: str
+
+def parse_path(path: str) -> list[tuple[str, str | None]]:
+    """Splits a route path into its parameters: ``[(name, converter or None), ...]``.
+
+    Raises ``ValueError`` for a malformed path."""
+
+class _RoutePlan(Protocol):
+    """``spikard._plan.RoutePlan``: read by attribute."""
+
+    method: str
+    path: str
+    endpoint: Callable[..., Any]
+    is_async: bool
+    status_code: int
+    params: Sequence[Any]
+    body: Any | None
+
+class _ServeContext(Protocol):
+    """``spikard._server.ServeContext``: read by attribute."""
+
+    loop: Any
+    enter_task: Callable[..., Any]
+    leave_task: Callable[..., Any]
+    register_task: Callable[..., Any]
+    unregister_task: Callable[..., Any]
+    task_type: type
+    executor: Any
+    submit_sync: Callable[..., Any]
+    encode: Callable[[Any], bytes]
+    response_type: type
+    report_error: Callable[[BaseException, str], str]
+
+class _ServeOptions(Protocol):
+    """``spikard._server.ServeOptions``: read by attribute."""
+
+    debug: bool
+    max_body_size: int
+    graceful_timeout: float
+    header_read_timeout: float
+
+class Server:
+    """Serves route plans on a listening socket, on the calling thread."""
+
+    def __init__(self) -> None: ...
+    def serve(
+        self,
+        routes: Sequence[_RoutePlan],
+        fd: int,
+        context: _ServeContext,
+        options: _ServeOptions,
+        signal_fd: int | None = None,
+        ready: Callable[[], object] | None = None,
+    ) -> int:
+        """Serves until ``shutdown()`` or, with ``signal_fd`` (the read end of Python's
+        signal wake-up descriptor), SIGINT/SIGTERM; a second signal stops at once.
+        ``ready`` is called once connections are accepted. Returns the number of
+        requests cut short. Raises ``ValueError`` for routes that cannot be served
+        together and ``OSError`` for an unusable socket."""
+    def shutdown(self) -> None:
+        """Stops accepting; in-flight requests finish within the grace period."""
+
+class Completion:
+    """Done-callback of a suspended handler's task; hands it to the waiting request."""
+
+    def __call__(self, finished: Any) -> None: ...
