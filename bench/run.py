@@ -70,45 +70,24 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def servers(with_hop: bool) -> list[Server]:
+def servers(variants: list[str]) -> list[Server]:
     python = sys.executable
     ceiling = ROOT / "target" / "release" / "spikard-ceiling"
-    ports = [free_port() for _ in range(4)]
-    extra = []
-    if with_hop:
-        hop_app = str(BENCH / "apps" / "spikard_hop_app.py")
-        extra.append(
-            Server("spikard-hop", [python, "-m", "spikard.cli", "run", hop_app, "--port", str(ports[3])], ports[3])
-        )
+    ports = [free_port() for _ in range(3 + len(variants))]
+
+    def spikard(app: str, port: int) -> list[str]:
+        return [python, "-m", "spikard.cli", "run", str(BENCH / "apps" / app), "--port", str(port)]
+
+    uvicorn = [python, "-m", "uvicorn", "fastapi_app:app", "--app-dir", str(BENCH / "apps")]
+    uvicorn += ["--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning"]
     return [
-        Server(
-            "spikard",
-            [python, "-m", "spikard.cli", "run", str(BENCH / "apps" / "spikard_app.py"), "--port", str(ports[0])],
-            ports[0],
-        ),
-        Server(
-            "FastAPI",
-            [
-                python,
-                "-m",
-                "uvicorn",
-                "fastapi_app:app",
-                "--app-dir",
-                str(BENCH / "apps"),
-                "--port",
-                str(ports[1]),
-                "--loop",
-                "uvloop",
-                "--http",
-                "httptools",
-                "--no-access-log",
-                "--log-level",
-                "warning",
-            ],
-            ports[1],
-        ),
+        Server("spikard", spikard("spikard_app.py", ports[0]), ports[0]),
+        Server("FastAPI", [*uvicorn, "--port", str(ports[1])], ports[1]),
         Server("ceiling", [str(ceiling), f"127.0.0.1:{ports[2]}"], ports[2]),
-        *extra,
+        *(
+            Server(f"spikard-{variant}", spikard(f"spikard_{variant}_app.py", port), port)
+            for variant, port in zip(variants, ports[3:], strict=True)
+        ),
     ]
 
 
@@ -169,12 +148,15 @@ def wrk_script(workload: dict, folder: Path) -> list[str]:
     return ["-s", str(script)]
 
 
-_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}
 
 
 def _millis(text: str) -> float:
-    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
-    return float(value) * _UNITS[unit]
+    """wrk's durations: 812.00us, 1.20ms, 1.05s, 1.00m."""
+    match = re.fullmatch(r"([\d.]+)(us|ms|s|m|h)", text)
+    if match is None:
+        raise ValueError(f"bench: cannot read wrk's duration {text!r}")
+    return float(match.group(1)) * _UNITS[match.group(2)]
 
 
 def run_wrk(server: Server, workload: dict, connections: int, duration: int, folder: Path) -> Sample:
@@ -192,8 +174,9 @@ def run_wrk(server: Server, workload: dict, connections: int, duration: int, fol
     ]
     out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    p50 = _millis(re.search(r"50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
-    p99 = _millis(re.search(r"99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    # The latency distribution's own lines ("     99%    1.70ms"), not a stdev column.
+    p50 = _millis(re.search(r"^\s*50%\s+(\S+)", out, re.MULTILINE).group(1))  # type: ignore[union-attr]
+    p99 = _millis(re.search(r"^\s*99%\s+(\S+)", out, re.MULTILINE).group(1))  # type: ignore[union-attr]
     errors = sum(int(n) for n in re.findall(r"Non-2xx or 3xx responses: (\d+)", out))
     socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     if socket_errors:
@@ -201,17 +184,19 @@ def run_wrk(server: Server, workload: dict, connections: int, duration: int, fol
     return Sample(rps, p50, p99, errors)
 
 
-def hop_table(results: Results, workloads: list[dict]) -> str:
+def variant_table(results: Results, workloads: list[dict], variants: list[str]) -> str:
+    names = [f"spikard-{v}" for v in variants]
     lines = [
-        "| workload | spikard req/s | spikard-hop req/s | hop ÷ spikard | p99 spikard | p99 spikard-hop |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| workload | spikard req/s | " + " | ".join(f"{n} req/s | ÷ spikard | p99" for n in names) + " |",
+        "|---|---:|" + "---:|---:|---:|" * len(names),
     ]
     for workload in workloads:
-        s, h = (results.median(name, workload["name"]) for name in ("spikard", "spikard-hop"))
-        lines.append(
-            f"| {workload['title']} | {s.rps:,.0f} | {h.rps:,.0f} | {h.rps / s.rps:.0%} "
-            f"| {s.p99_ms:.2f} ms | {h.p99_ms:.2f} ms |"
-        )
+        base = results.median("spikard", workload["name"])
+        cells = []
+        for name in names:
+            sample = results.median(name, workload["name"])
+            cells.append(f"{sample.rps:,.0f} | {sample.rps / base.rps:.0%} | {sample.p99_ms:.2f} ms")
+        lines.append(f"| {workload['title']} | {base.rps:,.0f} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -238,9 +223,10 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3, help="rounds; the table shows their medians")
     parser.add_argument("--out", type=Path, help="also write the report (markdown) here")
     parser.add_argument(
-        "--with-hop",
-        action="store_true",
-        help="also measure spikard with one cross-thread hop per request (bench/apps/spikard_hop_app.py)",
+        "--variants",
+        default="",
+        help="comma-separated spikard variants to measure too, from bench/apps/spikard_VARIANT_app.py: "
+        "'suspend' (every handler suspends once), 'hop' (one cross-thread hop per request)",
     )
     args = parser.parse_args()
     for tool in ("wrk", "taskset"):
@@ -252,7 +238,8 @@ def main() -> int:
     workloads, connections = spec["workloads"], spec["connections"]
     print("bench: building the Rust ceiling (release)", file=sys.stderr)
     subprocess.run(["cargo", "build", "--release", "-q", "-p", "spikard-ceiling"], cwd=ROOT, check=True)
-    all_servers = servers(args.with_hop)
+    variants = [v for v in args.variants.split(",") if v]
+    all_servers = servers(variants)
     results = Results()
     try:
         for server in all_servers:
@@ -289,9 +276,9 @@ def main() -> int:
             "",
         ]
     )
-    if args.with_hop:
-        report += "\nThe same server with one cross-thread hop per request (run_coroutine_threadsafe):\n\n"
-        report += hop_table(results, workloads) + "\n"
+    if variants:
+        report += "\nVariants of the spikard app, same run (see bench/apps/spikard_VARIANT_app.py):\n\n"
+        report += variant_table(results, workloads, variants) + "\n"
     print(report)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -135,3 +135,106 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or("a panic without a message");
     format!("panic in the runtime: {text}")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::handler::{json_response, HandlerError, RequestData};
+    use crate::params::{ParamSource, ParamSpec, Scalar};
+    use crate::router::{RouteSpec, RouterBuilder};
+    use http::{Method, StatusCode};
+    use http_body_util::{BodyExt, Full};
+    use serde_json::{json, Value};
+    use std::sync::Arc;
+
+    fn app(debug: bool) -> App {
+        let mut routes = RouterBuilder::new();
+        let get = |path: &str| RouteSpec {
+            method: Method::GET,
+            path: path.into(),
+            params: vec![],
+            body: None,
+        };
+        routes
+            .route(
+                get("/panic"),
+                Arc::new(|_: RequestData| async { panic!("the handler blew up") }),
+            )
+            .unwrap();
+        routes
+            .route(
+                get("/fails"),
+                Arc::new(|_: RequestData| async {
+                    Err(HandlerError {
+                        detail: Some("Traceback: boom".into()),
+                    })
+                }),
+            )
+            .unwrap();
+        let mut echo = get("/echo/{n:int}");
+        echo.params.push(ParamSpec {
+            name: "n".into(),
+            source: ParamSource::Path,
+            key: "n".into(),
+            scalar: Scalar::Int,
+            list: false,
+            required: true,
+            schema: None,
+        });
+        routes
+            .route(
+                echo,
+                Arc::new(|request: RequestData| async move {
+                    let body = serde_json::to_vec(&request.args).unwrap();
+                    Ok(json_response(StatusCode::OK, body.into()))
+                }),
+            )
+            .unwrap();
+        App::new(
+            routes.build().unwrap(),
+            AppConfig {
+                debug,
+                ..AppConfig::default()
+            },
+        )
+    }
+
+    async fn call(app: &App, path: &str) -> (StatusCode, Value) {
+        let request = Request::get(path).body(Full::new(Bytes::new())).unwrap();
+        let response = app.handle(request).await;
+        let status = response.status();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        (status, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_is_a_500_and_the_app_keeps_answering() {
+        let app = app(false);
+        let (status, body) = call(&app, "/panic").await;
+        assert_eq!(status, 500);
+        assert!(!body["detail"].as_str().unwrap().contains("blew up"));
+        let (status, body) = call(&app, "/echo/7").await;
+        assert_eq!((status, body), (StatusCode::OK, json!([7])));
+        assert_eq!(app.in_flight(), 0);
+    }
+
+    #[tokio::test]
+    async fn fault_details_are_shown_only_in_debug_mode() {
+        let (_, quiet) = call(&app(false), "/fails").await;
+        assert!(!quiet["detail"].as_str().unwrap().contains("Traceback"));
+        let (_, loud) = call(&app(true), "/panic").await;
+        assert!(loud["detail"].as_str().unwrap().contains("blew up"));
+        let (status, loud) = call(&app(true), "/fails").await;
+        assert_eq!(status, 500);
+        assert_eq!(loud["detail"], "Traceback: boom");
+    }
+
+    #[tokio::test]
+    async fn parameters_reach_the_handler_coerced() {
+        let (status, body) = call(&app(false), "/echo/12").await;
+        assert_eq!((status, body), (StatusCode::OK, json!([12])));
+        let (status, body) = call(&app(false), "/echo/x").await;
+        assert_eq!(status, 422);
+        assert_eq!(body["errors"][0]["loc"], json!(["path", "n"]));
+    }
+}

@@ -4,6 +4,7 @@ and stop signals. Used by ``Spikard.run``, ``spikard run`` and the TestClient.""
 from __future__ import annotations
 
 import contextlib
+import gc
 import signal
 import socket
 import sys
@@ -134,6 +135,10 @@ def serve_main(app: Spikard, sock: socket.socket, options: ServeOptions, name: s
     def announce() -> None:
         print(f"spikard: serving {what}on {address} (Ctrl-C to stop)", file=sys.stderr)
 
+    # What exists now (modules, routes, schemas) lives as long as the process:
+    # keep it out of every later garbage collection.
+    gc.collect()
+    gc.freeze()
     cut = serve_socket(app, sock, options, ready=announce)
     print(f"spikard: stopped{f'; {cut} request(s) were cut short' if cut else ''}", file=sys.stderr)
     return cut

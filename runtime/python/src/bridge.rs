@@ -17,7 +17,7 @@ use std::time::Duration;
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyString};
+use pyo3::types::{PyDict, PyString, PyTuple, PyType};
 use tokio::io::unix::AsyncFd;
 use tokio::sync::{oneshot, Notify};
 
@@ -97,8 +97,7 @@ impl Bridge {
     ) -> PyResult<Started<'py>> {
         let context = unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyContext_CopyCurrent())? };
         let coro = endpoint.bind(py).call((), Some(kwargs))?;
-        let task_type = self.ctx.task_type.bind(py);
-        let task = task_type.call_method1(pyo3::intern!(py, "__new__"), (task_type,))?;
+        let task = self.new_request_task(py)?;
         task.setattr(self.names.request_coro.bind(py), &coro)?;
         task.setattr(self.names.request_context.bind(py), &context)?;
         let event_loop = self.ctx.event_loop.bind(py);
@@ -128,6 +127,22 @@ impl Bridge {
                 let _ = self.ctx.unregister_task.bind(py).call1((&task,));
                 Err(error)
             }
+        }
+    }
+
+    /// `RequestTask.__new__(RequestTask)`, through the type's `tp_new` slot: the
+    /// object is created without `Task.__init__` (see `_asyncio_bridge.py`).
+    fn new_request_task<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let task_type = self.ctx.task_type.bind(py).cast::<PyType>()?;
+        let args = PyTuple::empty(py);
+        // SAFETY: `task_type` is a live type object; its `tp_new` (inherited from
+        // asyncio.Future) accepts an empty argument tuple and no keywords.
+        unsafe {
+            let raw = task_type.as_type_ptr();
+            let new = (*raw)
+                .tp_new
+                .ok_or_else(|| PyRuntimeError::new_err("RequestTask cannot be instantiated"))?;
+            Bound::from_owned_ptr_or_err(py, new(raw, args.as_ptr(), std::ptr::null_mut()))
         }
     }
 
