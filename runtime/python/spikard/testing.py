@@ -9,6 +9,7 @@ stopped any number of times in one process.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json as jsonlib
 import threading
@@ -191,11 +192,10 @@ class TestClient:
             send_headers["cookie"] = "; ".join(f"{k}={v}" for k, v in cookies.items())
         connection = http.client.HTTPConnection("127.0.0.1", self._serving.port, timeout=timeout or self.timeout)
         try:
-            try:
+            # A server that answers before taking the whole body (a 413) may close
+            # while we still send: read its answer all the same.
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                 connection.request(method.upper(), target, body=body, headers=send_headers)
-            except (BrokenPipeError, ConnectionResetError):
-                # The server answered before taking the whole body (a 413): read it.
-                pass
             raw = connection.getresponse()
             data = raw.read()
             return Response(raw.status, raw.reason, Headers(raw.getheaders()), data)
