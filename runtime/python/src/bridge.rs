@@ -17,9 +17,11 @@ use std::time::Duration;
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyString, PyTuple, PyType};
+use pyo3::types::{PyString, PyTuple, PyType};
 use tokio::io::unix::AsyncFd;
 use tokio::sync::{oneshot, Notify};
+
+use crate::convert::{call_with_keywords, keywords_dict};
 
 /// The Python objects the driver works with, from `spikard._server.ServeContext`.
 #[derive(FromPyObject)]
@@ -93,10 +95,11 @@ impl Bridge {
         &self,
         py: Python<'py>,
         endpoint: &Py<PyAny>,
-        kwargs: &Bound<'py, PyDict>,
+        values: &[Bound<'py, PyAny>],
+        kwnames: &Bound<'py, PyTuple>,
     ) -> PyResult<Started<'py>> {
         let context = unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyContext_CopyCurrent())? };
-        let coro = endpoint.bind(py).call((), Some(kwargs))?;
+        let coro = call_with_keywords(py, endpoint.bind(py), values, kwnames)?;
         let task = self.new_request_task(py)?;
         task.setattr(self.names.request_coro.bind(py), &coro)?;
         task.setattr(self.names.request_context.bind(py), &context)?;
@@ -151,8 +154,10 @@ impl Bridge {
         &self,
         py: Python<'py>,
         endpoint: &Py<PyAny>,
-        kwargs: &Bound<'py, PyDict>,
+        values: &[Bound<'py, PyAny>],
+        kwnames: &Bound<'py, PyTuple>,
     ) -> PyResult<Started<'py>> {
+        let kwargs = keywords_dict(py, values, kwnames)?;
         let future = self.ctx.submit_sync.bind(py).call1((
             self.ctx.executor.bind(py),
             endpoint.bind(py),

@@ -6,8 +6,9 @@ use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue};
 use http::{Response, StatusCode};
 use pyo3::exceptions::PyValueError;
+use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict};
+use pyo3::types::{PyBytes, PyDict, PyTuple};
 use serde_json::Value;
 use spikard_http::{json_response, RequestData, ResponseBody};
 
@@ -21,39 +22,83 @@ pub struct ArgRejected<'a> {
     pub error: PyErr,
 }
 
-fn set_arg(
-    py: Python<'_>,
-    kwargs: &Bound<'_, PyDict>,
+fn arg_value<'py>(
+    py: Python<'py>,
     plan: &ArgPlan,
     value: Option<&Value>,
-) -> PyResult<()> {
-    let name = plan.name.bind(py);
+) -> PyResult<Bound<'py, PyAny>> {
     match value {
-        None => kwargs.set_item(name, plan.default.bind(py)),
+        None => Ok(plan.default.bind(py).clone()),
         Some(value) => {
             let object = pythonize::pythonize(py, value)
                 .map_err(|e| PyValueError::new_err(e.to_string()))?;
             match &plan.converter {
-                Some(convert) => kwargs.set_item(name, convert.bind(py).call1((object,))?),
-                None => kwargs.set_item(name, object),
+                Some(convert) => convert.bind(py).call1((object,)),
+                None => Ok(object),
             }
         }
     }
 }
 
-/// The keyword arguments of one call.
-pub fn build_kwargs<'py, 'a>(
+/// The argument values of one call, in the order of the plan's keyword names.
+pub fn build_args<'py, 'a>(
     py: Python<'py>,
     plan: &'a HandlerPlan,
     request: &RequestData,
-) -> Result<Bound<'py, PyDict>, ArgRejected<'a>> {
-    let kwargs = PyDict::new(py);
+) -> Result<Vec<Bound<'py, PyAny>>, ArgRejected<'a>> {
+    let mut values = Vec::with_capacity(plan.args.len() + 1);
     for (arg, value) in plan.args.iter().zip(&request.args) {
-        set_arg(py, &kwargs, arg, value.as_ref()).map_err(|error| ArgRejected { arg, error })?;
+        values
+            .push(arg_value(py, arg, value.as_ref()).map_err(|error| ArgRejected { arg, error })?);
     }
     if let Some(body) = &plan.body {
-        set_arg(py, &kwargs, body, request.body.as_ref())
-            .map_err(|error| ArgRejected { arg: body, error })?;
+        values.push(
+            arg_value(py, body, request.body.as_ref())
+                .map_err(|error| ArgRejected { arg: body, error })?,
+        );
+    }
+    Ok(values)
+}
+
+/// `callable(**dict(zip(names, values)))`, through vectorcall: no dict is built.
+pub fn call_with_keywords<'py>(
+    py: Python<'py>,
+    callable: &Bound<'py, PyAny>,
+    values: &[Bound<'py, PyAny>],
+    names: &Bound<'py, PyTuple>,
+) -> PyResult<Bound<'py, PyAny>> {
+    debug_assert_eq!(values.len(), names.len());
+    // One spare slot in front lets the callee reuse the array (ARGUMENTS_OFFSET).
+    let mut stack: Vec<*mut ffi::PyObject> = Vec::with_capacity(values.len() + 1);
+    stack.push(std::ptr::null_mut());
+    stack.extend(values.iter().map(Bound::as_ptr));
+    let names = if values.is_empty() {
+        std::ptr::null_mut()
+    } else {
+        names.as_ptr()
+    };
+    // SAFETY: `stack[1..]` holds `values.len()` borrowed live objects, named by
+    // the same number of strings in `names`; nothing is passed positionally.
+    unsafe {
+        let result = ffi::PyObject_Vectorcall(
+            callable.as_ptr(),
+            stack.as_ptr().add(1),
+            ffi::PY_VECTORCALL_ARGUMENTS_OFFSET,
+            names,
+        );
+        Bound::from_owned_ptr_or_err(py, result)
+    }
+}
+
+/// The same keywords as a dict (for the thread pool's `submit`).
+pub fn keywords_dict<'py>(
+    py: Python<'py>,
+    values: &[Bound<'py, PyAny>],
+    names: &Bound<'py, PyTuple>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let kwargs = PyDict::new(py);
+    for (name, value) in names.iter().zip(values) {
+        kwargs.set_item(name, value)?;
     }
     Ok(kwargs)
 }

@@ -10,7 +10,7 @@ use spikard_http::{
 use tokio::sync::oneshot;
 
 use crate::bridge::{Bridge, Started};
-use crate::convert::{build_kwargs, into_response, ArgRejected};
+use crate::convert::{build_args, into_response, ArgRejected};
 use crate::plan::HandlerPlan;
 
 pub struct PythonHandler {
@@ -33,14 +33,17 @@ impl PythonHandler {
 
     /// Builds the arguments, calls the endpoint and takes its first step.
     fn start(&self, py: Python<'_>, request: &RequestData) -> Result<Outcome, HandlerError> {
-        let kwargs = match build_kwargs(py, &self.plan, request) {
-            Ok(kwargs) => kwargs,
+        let values = match build_args(py, &self.plan, request) {
+            Ok(values) => values,
             Err(rejected) => return Ok(Outcome::Ready(rejection(py, rejected))),
         };
+        let kwnames = self.plan.kwnames.bind(py);
         let started = if self.plan.is_async {
-            self.bridge.start_async(py, &self.plan.endpoint, &kwargs)
+            self.bridge
+                .start_async(py, &self.plan.endpoint, &values, kwnames)
         } else {
-            self.bridge.start_sync(py, &self.plan.endpoint, &kwargs)
+            self.bridge
+                .start_sync(py, &self.plan.endpoint, &values, kwnames)
         };
         match started {
             Ok(Started::Done(value)) => into_response(py, &self.bridge, self.plan.status, &value)

@@ -4,7 +4,7 @@
 use http::{Method, StatusCode};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::PyString;
+use pyo3::types::{PyString, PyTuple};
 use serde_json::Value;
 use spikard_http::{BodySpec, LocSegment, ParamSource, ParamSpec, RouteSpec, Scalar};
 
@@ -48,8 +48,6 @@ pub struct RoutePlan {
 pub struct ArgPlan {
     /// Where a value this argument rejects is reported (`["query", "limit"]`).
     pub loc: Vec<LocSegment>,
-    /// Interned keyword name.
-    pub name: Py<PyString>,
     /// Used when the value was not sent.
     pub default: Py<PyAny>,
     /// Turns the JSON value into the annotated type (a Struct, a UUID, …).
@@ -64,6 +62,8 @@ pub struct HandlerPlan {
     pub status: StatusCode,
     pub args: Vec<ArgPlan>,
     pub body: Option<ArgPlan>,
+    /// The keyword names of every call: the parameters, then the body.
+    pub kwnames: Py<PyTuple>,
 }
 
 fn schema_value(py: Python<'_>, schema: &Option<Py<PyAny>>) -> PyResult<Option<Value>> {
@@ -79,13 +79,11 @@ fn schema_value(py: Python<'_>, schema: &Option<Py<PyAny>>) -> PyResult<Option<V
 fn arg(
     py: Python<'_>,
     loc: Vec<LocSegment>,
-    name: &str,
     default: &Py<PyAny>,
     converter: &Option<Py<PyAny>>,
 ) -> ArgPlan {
     ArgPlan {
         loc,
-        name: PyString::intern(py, name).unbind(),
         default: default.clone_ref(py),
         converter: converter.as_ref().map(|c| c.clone_ref(py)),
     }
@@ -151,6 +149,13 @@ impl RoutePlan {
             params,
             body,
         };
+        let names: Vec<&str> = self
+            .params
+            .iter()
+            .map(|p| p.name.as_str())
+            .chain(self.body.iter().map(|b| b.name.as_str()))
+            .collect();
+        let kwnames = PyTuple::new(py, names.iter().map(|n| PyString::intern(py, n)))?.unbind();
         let handler = HandlerPlan {
             label,
             endpoint: self.endpoint.clone_ref(py),
@@ -162,20 +167,20 @@ impl RoutePlan {
                 .map(|p| {
                     let loc = vec![
                         LocSegment::Key(p.source.clone()),
-                        LocSegment::Key(p.name.clone()),
+                        LocSegment::Key(p.key.clone()),
                     ];
-                    arg(py, loc, &p.name, &p.default, &p.converter)
+                    arg(py, loc, &p.default, &p.converter)
                 })
                 .collect(),
             body: self.body.as_ref().map(|b| {
                 arg(
                     py,
                     vec![LocSegment::Key("body".into())],
-                    &b.name,
                     &b.default,
                     &b.converter,
                 )
             }),
+            kwnames,
         };
         Ok((spec, handler))
     }
