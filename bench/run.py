@@ -54,6 +54,12 @@ class Results:
     def add(self, server: str, workload: str, sample: Sample) -> None:
         self.samples.setdefault((server, workload), []).append(sample)
 
+    def ratio(self, server: str, peer: str, workload: str) -> float:
+        """Median over rounds of server ÷ peer, each taken within one round: steadier
+        than a ratio of medians when the machine's speed drifts between rounds."""
+        pairs = zip(self.samples[(server, workload)], self.samples[(peer, workload)], strict=True)
+        return statistics.median(a.rps / b.rps for a, b in pairs)
+
     def median(self, server: str, workload: str) -> Sample:
         runs = self.samples[(server, workload)]
         return Sample(
@@ -195,23 +201,26 @@ def variant_table(results: Results, workloads: list[dict], variants: list[str]) 
         cells = []
         for name in names:
             sample = results.median(name, workload["name"])
-            cells.append(f"{sample.rps:,.0f} | {sample.rps / base.rps:.0%} | {sample.p99_ms:.2f} ms")
+            ratio = results.ratio(name, "spikard", workload["name"])
+            cells.append(f"{sample.rps:,.0f} | {ratio:.0%} | {sample.p99_ms:.2f} ms")
         lines.append(f"| {workload['title']} | {base.rps:,.0f} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def table(results: Results, workloads: list[dict], names: list[str]) -> str:
+def table(results: Results, workloads: list[dict]) -> str:
     lines = [
         "| workload | spikard req/s | FastAPI req/s | ceiling req/s | spikard ÷ FastAPI | spikard ÷ ceiling "
-        "| p50 / p99 spikard | p50 / p99 FastAPI | errors |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| p50 / p99 spikard | p50 / p99 FastAPI | p50 / p99 ceiling | errors |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for workload in workloads:
-        s, f, c = (results.median(name, workload["name"]) for name in names)
+        name = workload["name"]
+        s, f, c = (results.median(server, name) for server in ("spikard", "FastAPI", "ceiling"))
         lines.append(
-            f"| {workload['title']} | {s.rps:,.0f} | {f.rps:,.0f} | {c.rps:,.0f} | {s.rps / f.rps:.2f}x "
-            f"| {s.rps / c.rps:.0%} | {s.p50_ms:.2f} / {s.p99_ms:.2f} ms | {f.p50_ms:.2f} / {f.p99_ms:.2f} ms "
-            f"| {s.errors + f.errors + c.errors} |"
+            f"| {workload['title']} | {s.rps:,.0f} | {f.rps:,.0f} | {c.rps:,.0f} "
+            f"| {results.ratio('spikard', 'FastAPI', name):.2f}x | {results.ratio('spikard', 'ceiling', name):.0%} "
+            f"| {s.p50_ms:.2f} / {s.p99_ms:.2f} ms | {f.p50_ms:.2f} / {f.p99_ms:.2f} ms "
+            f"| {c.p50_ms:.2f} / {c.p99_ms:.2f} ms | {s.errors + f.errors + c.errors} |"
         )
     return "\n".join(lines)
 
@@ -268,11 +277,12 @@ def main() -> int:
     report = "\n".join(
         [
             f"Server pinned to CPU {SERVER_CPU}, wrk (1 thread, {connections} connections) on CPU {LOAD_CPU}; "
-            f"{args.rounds} interleaved rounds of {args.duration} s, medians. "
+            f"{args.rounds} interleaved rounds of {args.duration} s; req/s and latencies are medians over rounds, "
+            "ratios the median of the ratios within each round. "
             "FastAPI on uvicorn (uvloop, httptools, one worker, no access log); "
             "ceiling = the same routes on spikard-http with Rust handlers.",
             "",
-            table(results, workloads, ["spikard", "FastAPI", "ceiling"]),
+            table(results, workloads),
             "",
         ]
     )

@@ -462,3 +462,17 @@ def test_blocking_sync_handlers_do_not_block_async_routes(client):
         responses = [future.result(timeout=10) for future in slow]
     assert [r.status_code for r in responses] == [200] * 5
     assert all(r.json() == {"released": True} for r in responses)
+
+
+def test_finished_requests_leave_no_task_behind(client):
+    """Every request's task is listed in asyncio.all_tasks() while it runs; none is
+    left in asyncio's task registry once answered, on either path."""
+    registry = asyncio.tasks._all_tasks
+    before = len(registry)
+    for _ in range(50):
+        assert client.get("/task/no-await").status_code == 200  # finishes in its first step
+        assert client.get("/all-tasks").status_code == 200  # suspends, then finishes as a task
+    deadline = time.monotonic() + 5
+    while len(registry) > before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(registry) <= before, f"{len(registry) - before} task references left behind"

@@ -31,8 +31,9 @@ from typing import Any
 # Private asyncio names; nothing else in spikard touches asyncio internals.
 enter_task = tasks._enter_task  # make a task current on a loop (raises if one is)
 leave_task = tasks._leave_task
-register_task = tasks._register_task  # list a task in asyncio.all_tasks()
-unregister_task = tasks._unregister_task
+# asyncio.all_tasks() reads this WeakSet; the runtime lists a task being stepped by
+# adding a weak reference to the set underneath (C calls only, no WeakSet.add).
+all_task_refs = tasks._all_tasks.data
 _set_running_loop = events._set_running_loop
 _Task = asyncio.Task
 _task_init = asyncio.Task.__init__

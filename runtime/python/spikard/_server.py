@@ -44,8 +44,7 @@ class ServeContext:
     loop: bridge.DrivenLoop
     enter_task: Callable[..., Any]
     leave_task: Callable[..., Any]
-    register_task: Callable[..., Any]
-    unregister_task: Callable[..., Any]
+    task_refs: set[Any]
     task_type: type
     executor: ThreadPoolExecutor
     submit_sync: Callable[..., Any]
@@ -105,8 +104,7 @@ def serve_socket(
         loop=loop,
         enter_task=bridge.enter_task,
         leave_task=bridge.leave_task,
-        register_task=bridge.register_task,
-        unregister_task=bridge.unregister_task,
+        task_refs=bridge.all_task_refs,
         task_type=bridge.RequestTask,
         executor=executor,
         submit_sync=bridge.start_sync,

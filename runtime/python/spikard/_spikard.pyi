@@ -27,8 +27,7 @@ class _ServeContext(Protocol):
     loop: Any
     enter_task: Callable[..., Any]
     leave_task: Callable[..., Any]
-    register_task: Callable[..., Any]
-    unregister_task: Callable[..., Any]
+    task_refs: set[Any]
     task_type: type
     executor: Any
     submit_sync: Callable[..., Any]

@@ -17,7 +17,7 @@ use std::time::Duration;
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::types::{PyString, PyTuple, PyType};
+use pyo3::types::{PySet, PyString, PyTuple, PyType, PyWeakrefReference};
 use tokio::io::unix::AsyncFd;
 use tokio::sync::{oneshot, Notify};
 
@@ -30,8 +30,8 @@ pub struct ServeContext {
     pub event_loop: Py<PyAny>,
     pub enter_task: Py<PyAny>,
     pub leave_task: Py<PyAny>,
-    pub register_task: Py<PyAny>,
-    pub unregister_task: Py<PyAny>,
+    /// The weak references behind `asyncio.all_tasks()`.
+    pub task_refs: Py<PySet>,
     pub task_type: Py<PyAny>,
     pub executor: Py<PyAny>,
     pub submit_sync: Py<PyAny>,
@@ -98,37 +98,38 @@ impl Bridge {
         values: &[Bound<'py, PyAny>],
         kwnames: &Bound<'py, PyTuple>,
     ) -> PyResult<Started<'py>> {
+        // SAFETY: called with the GIL held; returns a new reference or NULL with an exception set.
         let context = unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyContext_CopyCurrent())? };
         let coro = call_with_keywords(py, endpoint.bind(py), values, kwnames)?;
         let task = self.new_request_task(py)?;
         task.setattr(self.names.request_coro.bind(py), &coro)?;
         task.setattr(self.names.request_context.bind(py), &context)?;
         let event_loop = self.ctx.event_loop.bind(py);
-        // Listed by asyncio.all_tasks() from the first line, as a task would be.
-        self.ctx.register_task.bind(py).call1((&task,))?;
+        // Listed by asyncio.all_tasks() from the first line, as a task is. A plain
+        // set entry costs far less than WeakSet.add (Python code) per request.
+        let task_refs = self.ctx.task_refs.bind(py);
+        let listed = PyWeakrefReference::new(&task)?;
+        task_refs.add(&listed)?;
         let entered = self.ctx.enter_task.bind(py).call1((event_loop, &task));
         let stepped = entered.and_then(|_| {
             let stepped = step(py, &context, &coro);
             let left = self.ctx.leave_task.bind(py).call1((event_loop, &task));
             left.and(stepped)
         });
-        match stepped {
-            Ok(Step::Return(value)) => {
-                self.ctx.unregister_task.bind(py).call1((&task,))?;
+        // Finished, failed, or about to be registered by Task.__init__ itself.
+        task_refs.discard(&listed)?;
+        match stepped? {
+            Step::Return(value) => {
                 if self.loop_has_new_work(py)? {
                     self.wake.notify_one();
                 }
                 Ok(Started::Done(value))
             }
-            Ok(Step::Yield(yielded)) => {
+            Step::Yield(yielded) => {
                 task.call_method1(self.names.continue_.bind(py), (event_loop, &coro, yielded))?;
                 let receiver = self.on_done(py, &task)?;
                 self.wake.notify_one();
                 Ok(Started::Pending(receiver))
-            }
-            Err(error) => {
-                let _ = self.ctx.unregister_task.bind(py).call1((&task,));
-                Err(error)
             }
         }
     }
