@@ -11,6 +11,7 @@ import dataclasses
 import inspect
 import types
 import typing
+import uuid
 from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Annotated, Any, Union
@@ -27,7 +28,7 @@ _PATH_CONVERTER_TYPES: dict[str, Any] = {
     "float": float,
     "str": str,
     "path": str,
-    "uuid": __import__("uuid").UUID,
+    "uuid": uuid.UUID,
 }
 # Values that arrive from JSON already as the annotated Python type.
 _NATIVE = (str, int, float, bool, Any)
@@ -64,11 +65,17 @@ def plan_route(method: str, path: str, endpoint: Callable[..., Any], status_code
         method=method,
         path=path,
         endpoint=endpoint,
-        is_async=inspect.iscoroutinefunction(endpoint),
+        is_async=_is_async(endpoint),
         status_code=status_code,
         params=tuple(params),
         body=body,
     )
+
+
+def _is_async(endpoint: Callable[..., Any]) -> bool:
+    """An ``async def`` function, or an object whose ``__call__`` is one."""
+    call = endpoint if inspect.isfunction(endpoint) or inspect.ismethod(endpoint) else type(endpoint).__call__
+    return inspect.iscoroutinefunction(endpoint) or inspect.iscoroutinefunction(call)
 
 
 def _arguments(endpoint: Callable[..., Any], where: str) -> list[_Arg]:
