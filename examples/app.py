@@ -4,7 +4,7 @@
     curl 'localhost:8000/items/3?q=blue&limit=5'
     curl -X POST localhost:8000/items -H 'content-type: application/json' \\
          -d '{"name": "widget", "price": 9.5, "tags": ["blue"]}'
-    curl -X POST localhost:8000/items -d '{"name": 1}'      # 422, every error listed
+    curl -X POST localhost:8000/items -H 'content-type: application/json' -d '{"name": 1}'  # 422
 """
 
 import asyncio
