@@ -54,8 +54,7 @@ impl CompiledBody {
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         check_media_type(headers)?;
-        let declared = declared_length(headers);
-        if declared.is_some_and(|len| len > limit.saturating_add(DRAIN_MAX_BYTES)) {
+        if declared_length(headers).is_some_and(|len| len > limit.saturating_add(DRAIN_MAX_BYTES)) {
             // Too large to be worth reading: answer at once and close.
             return Err(Problem::payload_too_large(limit).closing());
         }

@@ -59,6 +59,14 @@ pub struct ParamSpec {
     pub schema: Option<Value>,
 }
 
+impl ParamSpec {
+    /// Where errors about this parameter point: the source and what the client
+    /// sent (the query key, header or cookie name), as FastAPI's errors do.
+    pub fn loc(&self) -> [LocSegment; 2] {
+        [self.source.as_str().into(), self.key.as_str().into()]
+    }
+}
+
 /// A parameter ready for requests: names resolved, schema compiled.
 #[derive(Debug)]
 pub(crate) struct CompiledParam {
@@ -89,9 +97,7 @@ impl CompiledParam {
             ),
             _ => None,
         };
-        // Errors name what the client sent (the query key, header or cookie
-        // name), as FastAPI's do.
-        let loc = [spec.source.as_str().into(), spec.key.as_str().into()];
+        let loc = spec.loc();
         Ok(CompiledParam {
             spec,
             loc,

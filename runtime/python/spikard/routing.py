@@ -74,8 +74,7 @@ def plan_route(method: str, path: str, endpoint: Callable[..., Any], status_code
 
 def _is_async(endpoint: Callable[..., Any]) -> bool:
     """An ``async def`` function, or an object whose ``__call__`` is one."""
-    call = endpoint if inspect.isfunction(endpoint) or inspect.ismethod(endpoint) else type(endpoint).__call__
-    return inspect.iscoroutinefunction(endpoint) or inspect.iscoroutinefunction(call)
+    return inspect.iscoroutinefunction(endpoint) or inspect.iscoroutinefunction(type(endpoint).__call__)
 
 
 def _arguments(endpoint: Callable[..., Any], where: str) -> list[_Arg]:

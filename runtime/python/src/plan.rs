@@ -161,16 +161,11 @@ impl RoutePlan {
             endpoint: self.endpoint.clone_ref(py),
             is_async: self.is_async,
             status,
-            args: self
+            args: spec
                 .params
                 .iter()
-                .map(|p| {
-                    let loc = vec![
-                        LocSegment::Key(p.source.clone()),
-                        LocSegment::Key(p.key.clone()),
-                    ];
-                    arg(py, loc, &p.default, &p.converter)
-                })
+                .zip(&self.params)
+                .map(|(param, plan)| arg(py, param.loc().to_vec(), &plan.default, &plan.converter))
                 .collect(),
             body: self.body.as_ref().map(|b| {
                 arg(
