@@ -91,7 +91,12 @@ fn routes() -> Result<RouterBuilder, String> {
             }),
         },
         Arc::new(|request: RequestData| async move {
-            reply(request.body.as_ref().unwrap_or(&Value::Null))
+            reply(
+                request
+                    .body
+                    .as_ref()
+                    .map_or(&Value::Null, |body| &body.value),
+            )
         }),
     )?;
     Ok(routes)

@@ -8,6 +8,7 @@ use std::time::Duration;
 use http_body_util::BodyExt;
 use serde_json::Value;
 
+use crate::handler::JsonBody;
 use crate::problem::{FieldError, LocSegment, Problem};
 use crate::validation::Schema;
 
@@ -48,7 +49,7 @@ impl CompiledBody {
         body: B,
         limit: usize,
         errors: &mut Vec<FieldError>,
-    ) -> Result<Option<Value>, Problem>
+    ) -> Result<Option<JsonBody>, Problem>
     where
         B: http_body::Body<Data = Bytes>,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -70,7 +71,7 @@ impl CompiledBody {
         if let Some(schema) = &self.schema {
             schema.check(&value, &[LocSegment::Key("body".into())], errors);
         }
-        Ok(Some(value))
+        Ok(Some(JsonBody { value, raw: bytes }))
     }
 }
 
@@ -196,7 +197,8 @@ mod tests {
                 limit,
                 &mut errors,
             )
-            .await;
+            .await
+            .map(|body| body.map(|body| body.value));
         (result, errors)
     }
 
@@ -266,11 +268,13 @@ mod tests {
                 .collect();
         let body = http_body_util::StreamBody::new(futures_util::stream::iter(chunks));
         let mut errors = Vec::new();
-        let value = spec
+        let body = spec
             .read(&HeaderMap::new(), body, 100, &mut errors)
             .await
+            .unwrap()
             .unwrap();
-        assert_eq!(value, Some(json!([1, 2, 3])));
+        assert_eq!(body.value, json!([1, 2, 3]));
+        assert_eq!(body.raw, Bytes::from_static(b"[1,2,3]"));
     }
 
     #[tokio::test]

@@ -20,10 +20,18 @@ pub struct RequestData {
     /// One entry per declared parameter, in declaration order: the coerced,
     /// validated value, or `None` for an optional parameter that was not sent.
     pub args: Vec<Option<Value>>,
-    /// The parsed, validated JSON body, if the route declares one and it was sent.
-    pub body: Option<Value>,
+    /// The validated JSON body, if the route declares one and it was sent.
+    pub body: Option<JsonBody>,
     /// Method, URI and headers as received.
     pub head: Parts,
+}
+
+/// A request body that passed its schema: the parsed value, and the bytes as
+/// received, for bindings whose own decoder is faster than converting the value.
+#[derive(Debug)]
+pub struct JsonBody {
+    pub value: Value,
+    pub raw: Bytes,
 }
 
 /// A handler that failed; it becomes a 500 problem. `detail` is shown to the

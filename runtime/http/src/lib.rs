@@ -18,7 +18,9 @@ pub mod validation;
 
 pub use app::{App, AppConfig};
 pub use body::BodySpec;
-pub use handler::{json_response, Handler, HandlerError, HandlerFuture, RequestData, ResponseBody};
+pub use handler::{
+    json_response, Handler, HandlerError, HandlerFuture, JsonBody, RequestData, ResponseBody,
+};
 pub use params::{ParamSource, ParamSpec, Scalar};
 pub use problem::{FieldError, LocSegment, Problem};
 pub use router::{RouteSpec, Router, RouterBuilder};

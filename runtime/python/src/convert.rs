@@ -53,7 +53,7 @@ pub fn build_args<'py, 'a>(
     }
     if let Some(body) = &plan.body {
         values.push(
-            arg_value(py, body, request.body.as_ref())
+            arg_value(py, body, request.body.as_ref().map(|body| &body.value))
                 .map_err(|error| ArgRejected { arg: body, error })?,
         );
     }
