@@ -141,10 +141,10 @@ def test_unknown_path_is_a_404_problem(client, path):
 @pytest.mark.parametrize(
     ("method", "path", "allowed"),
     [
-        ("PUT", "/multi", {"GET", "POST"}),
-        ("DELETE", "/items/latest", {"GET"}),
-        ("POST", "/orders/1", {"GET", "DELETE"}),
-        ("OPTIONS", "/resource", {"GET", "POST", "PUT", "PATCH", "DELETE"}),
+        ("PUT", "/multi", {"GET", "POST", "HEAD", "OPTIONS"}),
+        ("DELETE", "/items/latest", {"GET", "HEAD", "OPTIONS"}),
+        ("POST", "/orders/1", {"GET", "DELETE", "HEAD", "OPTIONS"}),
+        ("TRACE", "/resource", {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"}),
     ],
 )
 def test_wrong_method_is_a_405_problem_with_an_allow_header(client, method, path, allowed):
@@ -152,6 +152,26 @@ def test_wrong_method_is_a_405_problem_with_an_allow_header(client, method, path
     body = assert_problem(response, 405)
     assert body["title"] == "Method Not Allowed"
     assert {m.strip() for m in response.headers["allow"].split(",")} == allowed
+
+
+@pytest.mark.parametrize(
+    ("path", "allowed"),
+    [("/multi", {"GET", "POST", "HEAD", "OPTIONS"}), ("/orders/1", {"GET", "DELETE", "HEAD", "OPTIONS"})],
+)
+def test_options_answers_with_the_allowed_methods(client, path, allowed):
+    response = client.options(path)
+    assert response.status_code == 204
+    assert response.content == b""
+    assert {m.strip() for m in response.headers["allow"].split(",")} == allowed
+
+
+def test_head_is_answered_by_the_get_route_without_a_body(client):
+    get = client.get("/multi")
+    head = client.head("/multi")
+    assert head.status_code == get.status_code == 200
+    assert head.content == b""
+    assert head.headers["content-type"] == get.headers["content-type"]
+    assert head.headers["content-length"] == str(len(get.content))
 
 
 # --- routes that cannot be told apart -------------------------------------------

@@ -58,6 +58,7 @@ fn routes() -> Result<RouterBuilder, String> {
             path: "/hello".into(),
             params: vec![],
             body: None,
+            wants_request: false,
         },
         Arc::new(move |_: RequestData| {
             let body = hello.clone();
@@ -73,6 +74,7 @@ fn routes() -> Result<RouterBuilder, String> {
                 param("q", ParamSource::Query, Scalar::Str, false),
             ],
             body: None,
+            wants_request: false,
         },
         Arc::new(|mut request: RequestData| async move {
             let q = request.args.pop().flatten().unwrap_or(Value::Null);
@@ -89,14 +91,10 @@ fn routes() -> Result<RouterBuilder, String> {
                 schema: Some(item_schema()),
                 required: true,
             }),
+            wants_request: false,
         },
         Arc::new(|request: RequestData| async move {
-            reply(
-                request
-                    .body
-                    .as_ref()
-                    .map_or(&Value::Null, |body| &body.value),
-            )
+            reply(request.body.as_ref().unwrap_or(&Value::Null))
         }),
     )?;
     Ok(routes)

@@ -8,9 +8,10 @@ use bytes::Bytes;
 use futures_util::FutureExt;
 use http::{Request, Response};
 
-use crate::handler::{RequestData, ResponseBody};
+use crate::body;
+use crate::handler::{HandlerFuture, RequestData, ResponseBody};
 use crate::params::{self, RawInputs};
-use crate::problem::Problem;
+use crate::problem::{allow_list, Problem};
 use crate::router::{Lookup, Router};
 
 /// Request handling settings.
@@ -87,7 +88,8 @@ impl App {
     {
         let (head, body) = request.into_parts();
         let mut errors = Vec::new();
-        let (route, mut args) = match self.router.lookup(&head.method, head.uri.path()) {
+        let (route, mut args, path_values) = match self.router.lookup(&head.method, head.uri.path())
+        {
             Lookup::Found { route, path_values } => {
                 let mut args = Vec::with_capacity(route.params.len());
                 let inputs = RawInputs {
@@ -96,35 +98,72 @@ impl App {
                     headers: &head.headers,
                 };
                 params::extract(&route.params, &inputs, &mut args, &mut errors);
-                (route, args)
+                (route, args, path_values)
             }
+            Lookup::Options(allowed) => return options_response(&allowed),
             Lookup::MethodNotAllowed(allowed) => {
                 return Problem::method_not_allowed(&head.method, &allowed).into_response()
             }
             Lookup::NotFound => return Problem::not_found(head.uri.path()).into_response(),
         };
-        let body = match &route.body {
-            Some(spec) => match spec
-                .read(&head.headers, body, self.config.max_body_size, &mut errors)
-                .await
-            {
-                Ok(value) => value,
+        let limit = self.config.max_body_size;
+        let (body, raw_body) = match &route.body {
+            Some(spec) => match spec.read(&head.headers, body, limit, &mut errors).await {
+                Ok(Some(read)) => (Some(read.value), Some(read.raw)),
+                Ok(None) => (None, None),
                 Err(problem) => return problem.into_response(),
             },
-            None => None,
+            None if route.path_names.is_some() => {
+                match body::read_raw(&head.headers, body, limit).await {
+                    Ok(raw) => (None, Some(raw)),
+                    Err(problem) => return problem.into_response(),
+                }
+            }
+            None => (None, None),
         };
         if !errors.is_empty() {
+            if let Some(answer) = route.handler.invalid(head, &errors) {
+                return self.answer(answer).await;
+            }
             return Problem::validation(errors).into_response();
         }
         args.shrink_to_fit();
-        let request = RequestData { args, body, head };
-        match route.handler.call(request).await {
+        let path_params = match &route.path_names {
+            Some(names) => names
+                .iter()
+                .zip(&path_values)
+                .map(|(name, value)| (name.clone(), (*value).to_owned()))
+                .collect(),
+            None => Vec::new(),
+        };
+        let request = RequestData {
+            args,
+            body,
+            raw_body,
+            path_params,
+            head,
+        };
+        self.answer(route.handler.call(request)).await
+    }
+
+    async fn answer(&self, handled: HandlerFuture) -> Response<ResponseBody> {
+        match handled.await {
             Ok(response) => response,
             Err(error) => {
                 Problem::internal(error.detail.filter(|_| self.config.debug)).into_response()
             }
         }
     }
+}
+
+/// The answer to OPTIONS on a path without an OPTIONS route: what it allows.
+fn options_response(allowed: &[http::Method]) -> Response<ResponseBody> {
+    let mut response = Response::new(ResponseBody::new(Bytes::new()));
+    *response.status_mut() = http::StatusCode::NO_CONTENT;
+    if let Ok(value) = http::HeaderValue::from_str(&allow_list(allowed)) {
+        response.headers_mut().insert(http::header::ALLOW, value);
+    }
+    response
 }
 
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
@@ -154,6 +193,7 @@ mod tests {
             path: path.into(),
             params: vec![],
             body: None,
+            wants_request: false,
         };
         routes
             .route(

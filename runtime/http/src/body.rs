@@ -8,7 +8,6 @@ use std::time::Duration;
 use http_body_util::BodyExt;
 use serde_json::Value;
 
-use crate::handler::JsonBody;
 use crate::problem::{FieldError, LocSegment, Problem};
 use crate::validation::Schema;
 
@@ -18,6 +17,13 @@ pub struct BodySpec {
     /// The JSON Schema the parsed body must satisfy (`None`: any JSON).
     pub schema: Option<Value>,
     pub required: bool,
+}
+
+/// A body that passed its schema: the parsed value and the bytes as received.
+#[derive(Debug)]
+pub(crate) struct JsonBody {
+    pub value: Value,
+    pub raw: Bytes,
 }
 
 #[derive(Debug)]
@@ -73,6 +79,23 @@ impl CompiledBody {
         }
         Ok(Some(JsonBody { value, raw: bytes }))
     }
+}
+
+/// A body read as bytes, whatever its media type (for handlers that read the
+/// request themselves).
+pub(crate) async fn read_raw<B>(
+    headers: &HeaderMap,
+    body: B,
+    limit: usize,
+) -> Result<Bytes, Problem>
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    if declared_length(headers).is_some_and(|len| len > limit.saturating_add(DRAIN_MAX_BYTES)) {
+        return Err(Problem::payload_too_large(limit).closing());
+    }
+    read_limited(body, limit).await
 }
 
 /// How much of an oversized body is read and thrown away before answering 413,

@@ -11,6 +11,8 @@ use http::Response;
 use http_body_util::Full;
 use serde_json::Value;
 
+use crate::problem::FieldError;
+
 /// The body type of every response the core writes.
 pub type ResponseBody = Full<Bytes>;
 
@@ -20,19 +22,21 @@ pub struct RequestData {
     /// One entry per declared parameter, in declaration order: the coerced,
     /// validated value, or `None` for an optional parameter that was not sent.
     pub args: Vec<Option<Value>>,
-    /// The validated JSON body, if the route declares one and it was sent.
-    pub body: Option<JsonBody>,
-    /// Method, URI and headers as received.
+    /// The parsed, validated JSON body, if the route declares one and it was sent.
+    pub body: Option<Value>,
+    /// The body's bytes as received, when the route declares a body or wants
+    /// the request.
+    pub raw_body: Option<Bytes>,
+    /// Every path parameter as received (name, text), when the route wants the request.
+    pub path_params: Vec<(String, String)>,
+    /// Method, URI and headers as received; the client's address is in the
+    /// extensions as [`ClientAddr`] when the connection has one.
     pub head: Parts,
 }
 
-/// A request body that passed its schema: the parsed value, and the bytes as
-/// received, for bindings whose own decoder is faster than converting the value.
-#[derive(Debug)]
-pub struct JsonBody {
-    pub value: Value,
-    pub raw: Bytes,
-}
+/// The address of the client a request came from.
+#[derive(Clone, Copy, Debug)]
+pub struct ClientAddr(pub std::net::SocketAddr);
 
 /// A handler that failed; it becomes a 500 problem. `detail` is shown to the
 /// client only in debug mode; the binding reports the full fault on stderr.
@@ -46,6 +50,13 @@ pub type HandlerFuture =
 
 pub trait Handler: Send + Sync + 'static {
     fn call(&self, request: RequestData) -> HandlerFuture;
+
+    /// A request for this route failed validation. A binding whose app answers
+    /// such requests itself returns its answer; `None` (the default) gives the
+    /// standard 422 problem without entering the binding.
+    fn invalid(&self, _head: Parts, _errors: &[FieldError]) -> Option<HandlerFuture> {
+        None
+    }
 }
 
 impl<F, Fut> Handler for F

@@ -19,7 +19,7 @@ pub mod validation;
 pub use app::{App, AppConfig};
 pub use body::BodySpec;
 pub use handler::{
-    json_response, Handler, HandlerError, HandlerFuture, JsonBody, RequestData, ResponseBody,
+    json_response, ClientAddr, Handler, HandlerError, HandlerFuture, RequestData, ResponseBody,
 };
 pub use params::{ParamSource, ParamSpec, Scalar};
 pub use problem::{FieldError, LocSegment, Problem};

@@ -139,7 +139,7 @@ pub(crate) fn extract(
                             errors.push(FieldError {
                             loc: param.loc.to_vec(),
                             msg: "Input should be a valid string, unable to parse raw data as a unicode string".into(),
-                            kind: "string_unicode",
+                            kind: "string_unicode".into(),
                             input: Some(Value::String((*segment).to_owned())),
                         });
                             args.push(None);
@@ -234,7 +234,7 @@ fn coerce_or_report(
             errors.push(FieldError {
                 loc,
                 msg: msg.to_owned(),
-                kind,
+                kind: kind.into(),
                 input: Some(Value::String(text.to_owned())),
             });
             None
@@ -243,19 +243,35 @@ fn coerce_or_report(
 }
 
 /// Turns a parameter's text into the JSON value of its declared type.
+/// An integer of any size, exactly: beyond 64 bits the number keeps its digits
+/// (serde_json's `arbitrary_precision`) rather than being rounded to a float.
+fn parse_int(text: &str) -> Option<Value> {
+    if let Ok(int) = text.parse::<i64>() {
+        return Some(Value::from(int));
+    }
+    if let Ok(int) = text.parse::<u64>() {
+        return Some(Value::from(int));
+    }
+    let (sign, digits) = match text.strip_prefix('-') {
+        Some(digits) => ("-", digits),
+        None => ("", text.strip_prefix('+').unwrap_or(text)),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let digits = digits.trim_start_matches('0');
+    serde_json::from_str::<Number>(&format!("{sign}{digits}"))
+        .ok()
+        .map(Value::Number)
+}
+
 pub fn coerce(text: &str, scalar: Scalar) -> Result<Value, (&'static str, &'static str)> {
     match scalar {
         Scalar::Str => Ok(Value::String(text.to_owned())),
-        Scalar::Int => text
-            .parse::<i64>()
-            .map(Value::from)
-            .or_else(|_| text.parse::<u64>().map(Value::from))
-            .map_err(|_| {
-                (
-                    "int_parsing",
-                    "Input should be a valid integer, unable to parse string as an integer",
-                )
-            }),
+        Scalar::Int => parse_int(text).ok_or((
+            "int_parsing",
+            "Input should be a valid integer, unable to parse string as an integer",
+        )),
         Scalar::Float => text
             .parse::<f64>()
             .ok()
@@ -326,6 +342,9 @@ mod tests {
         assert_eq!(coerce("off", Scalar::Bool), Ok(json!(false)));
         assert_eq!(coerce("x", Scalar::Str), Ok(json!("x")));
         assert_eq!(coerce("4.0", Scalar::Int).unwrap_err().0, "int_parsing");
+        let big = coerce("-0123456789012345678901234567890", Scalar::Int).unwrap();
+        assert_eq!(big.to_string(), "-123456789012345678901234567890");
+        assert_eq!(coerce("12x", Scalar::Int).unwrap_err().0, "int_parsing");
         assert_eq!(coerce("nan", Scalar::Float).unwrap_err().0, "float_parsing");
         assert_eq!(coerce("inf", Scalar::Float).unwrap_err().0, "float_parsing");
         assert_eq!(coerce("maybe", Scalar::Bool).unwrap_err().0, "bool_parsing");
@@ -362,7 +381,7 @@ mod tests {
         assert_eq!(args, vec![None, None, None]);
         let locs: Vec<_> = errors
             .iter()
-            .map(|e| (serde_json::to_value(&e.loc).unwrap(), e.kind))
+            .map(|e| (serde_json::to_value(&e.loc).unwrap(), e.kind.as_ref()))
             .collect();
         assert_eq!(
             locs,

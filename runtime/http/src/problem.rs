@@ -4,6 +4,8 @@
 //! large, wrong media type, malformed JSON, failed validation, a handler fault —
 //! is built here, so all of them share one shape (`application/problem+json`).
 
+use std::borrow::Cow;
+
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, ALLOW, CONNECTION, CONTENT_TYPE};
 use http::{Response, StatusCode};
@@ -41,7 +43,7 @@ pub struct FieldError {
     pub loc: Vec<LocSegment>,
     pub msg: String,
     #[serde(rename = "type")]
-    pub kind: &'static str,
+    pub kind: Cow<'static, str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub input: Option<Value>,
 }
@@ -52,10 +54,19 @@ impl FieldError {
         FieldError {
             loc,
             msg: "Field required".to_owned(),
-            kind: "missing",
+            kind: "missing".into(),
             input: None,
         }
     }
+}
+
+/// `GET, HEAD, OPTIONS`: the value of an `Allow` header.
+pub(crate) fn allow_list(allowed: &[http::Method]) -> String {
+    allowed
+        .iter()
+        .map(http::Method::as_str)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// A problem to answer with.
@@ -94,11 +105,7 @@ impl Problem {
     }
 
     pub fn method_not_allowed(method: &http::Method, allowed: &[http::Method]) -> Self {
-        let list = allowed
-            .iter()
-            .map(http::Method::as_str)
-            .collect::<Vec<_>>()
-            .join(", ");
+        let list = allow_list(allowed);
         let mut problem = Problem::new(
             StatusCode::METHOD_NOT_ALLOWED,
             format!("Method {method} is not allowed here; allowed: {list}"),
@@ -212,7 +219,7 @@ mod tests {
             FieldError {
                 loc: vec!["query".into(), "tags".into(), 1.into()],
                 msg: "Input should be a valid integer".into(),
-                kind: "int_parsing",
+                kind: "int_parsing".into(),
                 input: Some(Value::from("x")),
             },
         ];

@@ -21,6 +21,11 @@ pub struct RouteSpec {
     pub path: String,
     pub params: Vec<ParamSpec>,
     pub body: Option<BodySpec>,
+    /// The handler reads the request itself: hand it the raw path parameters
+    /// and the body's bytes (read whatever its media type) in [`RequestData`].
+    ///
+    /// [`RequestData`]: crate::RequestData
+    pub wants_request: bool,
 }
 
 /// A route ready for requests.
@@ -28,6 +33,8 @@ pub(crate) struct Route {
     pub params: Vec<CompiledParam>,
     pub body: Option<CompiledBody>,
     pub handler: Arc<dyn Handler>,
+    /// The path parameters' names, in path order, when the handler wants the request.
+    pub path_names: Option<Vec<String>>,
 }
 
 impl Route {
@@ -58,10 +65,14 @@ impl Route {
             })
             .collect::<Result<Vec<_>, String>>()?;
         let body = spec.body.as_ref().map(CompiledBody::compile).transpose()?;
+        let path_names = spec
+            .wants_request
+            .then(|| pattern.params.iter().map(|p| p.name.clone()).collect());
         Ok(Route {
             params,
             body,
             handler,
+            path_names,
         })
     }
 }
@@ -69,6 +80,30 @@ impl Route {
 /// All routes sharing one path shape, by method.
 struct Node {
     methods: Vec<(Method, String, Route)>,
+}
+
+impl Node {
+    fn route(&self, method: &Method) -> Option<&Route> {
+        self.methods
+            .iter()
+            .find(|(m, _, _)| m == method)
+            .map(|(_, _, route)| route)
+    }
+
+    /// The methods a client may use on this path, for `Allow`.
+    fn allowed(&self) -> Vec<Method> {
+        let mut allowed: Vec<Method> = self.methods.iter().map(|(m, _, _)| m.clone()).collect();
+        for implied in [Method::HEAD, Method::OPTIONS] {
+            let served = match implied {
+                Method::HEAD => allowed.contains(&Method::GET),
+                _ => true,
+            };
+            if served && !allowed.contains(&implied) {
+                allowed.push(implied);
+            }
+        }
+        allowed
+    }
 }
 
 /// Collects routes; [`RouterBuilder::build`] checks them all against each other.
@@ -146,6 +181,8 @@ pub(crate) enum Lookup<'r, 'p> {
         route: &'r Route,
         path_values: Vec<&'p str>,
     },
+    /// An OPTIONS request for a path with no OPTIONS route: what it allows.
+    Options(Vec<Method>),
     MethodNotAllowed(Vec<Method>),
     NotFound,
 }
@@ -161,15 +198,20 @@ impl Router {
             return Lookup::NotFound;
         };
         let node = &self.nodes[*matched.value];
-        match node.methods.iter().find(|(m, _, _)| m == method) {
-            Some((_, _, route)) => {
+        // HEAD is answered by the GET route (the server sends no body).
+        let found = node.route(method).or_else(|| {
+            (method == Method::HEAD)
+                .then(|| node.route(&Method::GET))
+                .flatten()
+        });
+        match found {
+            Some(route) => {
                 // Parameters come back in path order, named p0, p1, …
                 let path_values = matched.params.iter().map(|(_, value)| value).collect();
                 Lookup::Found { route, path_values }
             }
-            None => {
-                Lookup::MethodNotAllowed(node.methods.iter().map(|(m, _, _)| m.clone()).collect())
-            }
+            None if method == Method::OPTIONS => Lookup::Options(node.allowed()),
+            None => Lookup::MethodNotAllowed(node.allowed()),
         }
     }
 
@@ -197,6 +239,7 @@ mod tests {
             path: path.into(),
             params: Vec::new(),
             body: None,
+            wants_request: false,
         }
     }
 
@@ -239,7 +282,10 @@ mod tests {
         assert!(found(&router, Method::DELETE, "/items/3").is_some());
         match router.lookup(&Method::PUT, "/items/3") {
             Lookup::MethodNotAllowed(allowed) => {
-                assert_eq!(allowed, vec![Method::GET, Method::DELETE])
+                assert_eq!(
+                    allowed,
+                    vec![Method::GET, Method::DELETE, Method::HEAD, Method::OPTIONS]
+                )
             }
             _ => panic!("expected 405"),
         }

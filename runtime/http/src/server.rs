@@ -17,6 +17,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
 use crate::app::App;
+use crate::handler::ClientAddr;
 
 /// Connection settings.
 #[derive(Clone, Debug)]
@@ -67,14 +68,15 @@ where
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => {
+                Ok((stream, peer)) => {
                     // Responses are small and written whole: send them now.
                     let _ = stream.set_nodelay(true);
                     let app = app.clone();
                     let builder = builder.clone();
                     let watcher = graceful.watcher();
                     tokio::spawn(async move {
-                        let service = service_fn(move |request| {
+                        let service = service_fn(move |mut request: hyper::Request<_>| {
+                            request.extensions_mut().insert(ClientAddr(peer));
                             let app = app.clone();
                             async move { Ok::<_, Infallible>(app.handle(request).await) }
                         });

@@ -68,7 +68,7 @@ fn push_error(error: &ValidationError<'_>, prefix: &[LocSegment], out: &mut Vec<
     let field = |kind: &'static str, msg: String| FieldError {
         loc: loc.clone(),
         msg,
-        kind,
+        kind: kind.into(),
         input: input(),
     };
     match error.kind() {
@@ -90,7 +90,7 @@ fn push_error(error: &ValidationError<'_>, prefix: &[LocSegment], out: &mut Vec<
                 out.push(FieldError {
                     loc,
                     msg: "Extra inputs are not permitted".to_owned(),
-                    kind: "extra_forbidden",
+                    kind: "extra_forbidden".into(),
                     input: object.get(name).cloned(),
                 });
             }
@@ -316,7 +316,7 @@ mod tests {
         let out = errors(item_schema(), json!({"price": "9", "tags": ["x", 3]}));
         let mut locs: Vec<_> = out
             .iter()
-            .map(|e| (serde_json::to_value(&e.loc).unwrap(), e.kind))
+            .map(|e| (serde_json::to_value(&e.loc).unwrap(), e.kind.as_ref()))
             .collect();
         locs.sort_by_key(|(loc, _)| loc.to_string());
         assert_eq!(
@@ -353,7 +353,10 @@ mod tests {
     #[test]
     fn constraints_name_their_limit() {
         let out = errors(item_schema(), json!({"name": "", "price": 0}));
-        let msgs: Vec<_> = out.iter().map(|e| (e.kind, e.msg.as_str())).collect();
+        let msgs: Vec<_> = out
+            .iter()
+            .map(|e| (e.kind.as_ref(), e.msg.as_str()))
+            .collect();
         assert!(msgs.contains(&(
             "string_too_short",
             "String should have at least 1 character"

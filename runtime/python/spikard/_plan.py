@@ -45,3 +45,8 @@ class RoutePlan:
     status_code: int
     params: tuple[ParamPlan, ...]
     body: BodyPlan | None
+    # The handler's parameters that receive the Request / a Response to amend.
+    request_param: str | None = None
+    response_param: str | None = None
+    # Result -> the response model's value (drops undeclared fields); None: as returned.
+    serialize: Callable[[Any], Any] | None = None

@@ -12,13 +12,16 @@ import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
-import msgspec
-
 from spikard import _asyncio_bridge as bridge
-from spikard import _spikard
+from spikard import _responding as responding
+from spikard import _spikard, encoding
 from spikard._errors import report_error
+from spikard._exception_handling import for_exception
+from spikard._rejections import rejection_errors
+from spikard.requests import Request
 from spikard.responses import Response
 
 if TYPE_CHECKING:
@@ -48,9 +51,18 @@ class ServeContext:
     task_type: type
     executor: ThreadPoolExecutor
     submit_sync: Callable[..., Any]
-    encode: Callable[[Any], bytes]
+    encode: Callable[[Any], bytes]  # results the runtime found free of bytes
+    encode_json: Callable[[Any], bytes]  # any result
     response_type: type
     report_error: Callable[[BaseException, str], str]
+    app: Spikard
+    request_type: type
+    new_sub_response: Callable[[], Any]
+    finish_response: Callable[..., Any]
+    for_exception: Callable[[BaseException], Any]
+    rejection_errors: Callable[[BaseException, list[Any]], list[dict[str, Any]]]
+    # errors -> (request -> awaitable Response), when the app handles validation errors.
+    validation_error_handler: Callable[[list[dict[str, Any]]], Any] | None
 
 
 def bind_socket(host: str, port: int, backlog: int = 2048) -> socket.socket:
@@ -108,17 +120,32 @@ def serve_socket(
         task_type=bridge.RequestTask,
         executor=executor,
         submit_sync=bridge.start_sync,
-        encode=msgspec.json.Encoder(decimal_format="number").encode,
+        encode=encoding.encode_plain,
+        encode_json=encoding.encode_json,
         response_type=Response,
         report_error=report_error,
+        app=app,
+        request_type=Request,
+        new_sub_response=responding.new_sub_response,
+        finish_response=responding.finish_response,
+        for_exception=partial(for_exception, app.exception_handlers),
+        rejection_errors=rejection_errors,
+        validation_error_handler=responding.validation_error_handler(app),
     )
+    routes = list(app.routes)
     signals = _stop_signals() if handle_signals else contextlib.nullcontext(None)
-    loop.enter()
     try:
-        with signals as signal_fd:
-            return server.serve(list(app.routes), sock.fileno(), context, options, signal_fd, ready)
+        # Startup work runs on the loop handlers will run on, so that what it
+        # makes (pools, clients) is usable inside them.
+        loop.run_until_complete(app.startup())
+        loop.enter()
+        try:
+            with signals as signal_fd:
+                return server.serve(routes, sock.fileno(), context, options, signal_fd, ready)
+        finally:
+            loop.leave()
+            loop.run_until_complete(app.shutdown())
     finally:
-        loop.leave()
         loop.finish()
         executor.shutdown(wait=False, cancel_futures=True)
 

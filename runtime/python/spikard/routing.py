@@ -21,6 +21,9 @@ import msgspec
 from spikard import _spikard
 from spikard._plan import BodyPlan, ParamPlan, RoutePlan
 from spikard.params import Body, Header, Param
+from spikard.requests import Request
+from spikard.response_models import response_serializer
+from spikard.responses import Response
 
 _JSON_SCALARS = {"integer": "int", "number": "float", "boolean": "bool", "string": "str"}
 _PATH_CONVERTER_TYPES: dict[str, Any] = {
@@ -42,7 +45,22 @@ class _Arg:
     default: Any
 
 
-def plan_route(method: str, path: str, endpoint: Callable[..., Any], status_code: int) -> RoutePlan:
+class _Unset:
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+# ``response_model`` not given: the return annotation decides.
+UNSET: Any = _Unset()
+
+
+def plan_route(
+    method: str,
+    path: str,
+    endpoint: Callable[..., Any],
+    status_code: int | None = None,
+    response_model: Any = UNSET,
+) -> RoutePlan:
     where = f"{getattr(endpoint, '__qualname__', endpoint)!s} ({method} {path})"
     try:
         path_params = dict(_spikard.parse_path(path))
@@ -50,7 +68,15 @@ def plan_route(method: str, path: str, endpoint: Callable[..., Any], status_code
         raise ValueError(f"{where}: {error}") from None
     params: list[ParamPlan] = []
     body: BodyPlan | None = None
+    request_param: str | None = None
+    response_param: str | None = None
     for arg in _arguments(endpoint, where):
+        if _is_class(arg.annotation, Request):
+            request_param = arg.name
+            continue
+        if _is_class(arg.annotation, Response):
+            response_param = arg.name
+            continue
         source = _source_of(arg, path_params)
         if source == "body":
             if body is not None:
@@ -61,15 +87,31 @@ def plan_route(method: str, path: str, endpoint: Callable[..., Any], status_code
             body = _body_plan(arg, where)
         else:
             params.append(_param_plan(arg, source, path_params, where))
+    if response_model is UNSET:
+        response_model = _return_annotation(endpoint)
     return RoutePlan(
         method=method,
         path=path,
         endpoint=endpoint,
         is_async=_is_async(endpoint),
-        status_code=status_code,
+        status_code=200 if status_code is None else status_code,
         params=tuple(params),
         body=body,
+        request_param=request_param,
+        response_param=response_param,
+        serialize=response_serializer(response_model, where),
     )
+
+
+def _is_class(annotation: Any, cls: type) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, cls)
+
+
+def _return_annotation(endpoint: Callable[..., Any]) -> Any:
+    try:
+        return typing.get_type_hints(endpoint).get("return")
+    except Exception:  # unresolvable: the result is sent as returned
+        return None
 
 
 def _is_async(endpoint: Callable[..., Any]) -> bool:

@@ -36,8 +36,16 @@ pub struct ServeContext {
     pub executor: Py<PyAny>,
     pub submit_sync: Py<PyAny>,
     pub encode: Py<PyAny>,
+    pub encode_json: Py<PyAny>,
     pub response_type: Py<PyAny>,
     pub report_error: Py<PyAny>,
+    pub app: Py<PyAny>,
+    pub request_type: Py<PyAny>,
+    pub new_sub_response: Py<PyAny>,
+    pub finish_response: Py<PyAny>,
+    pub for_exception: Py<PyAny>,
+    pub rejection_errors: Py<PyAny>,
+    pub validation_error_handler: Option<Py<PyAny>>,
 }
 
 /// Per-serve state shared by the handlers and the loop driver.

@@ -4,35 +4,41 @@
 
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue};
+use http::request::Parts;
 use http::{Response, StatusCode};
 use pyo3::exceptions::PyValueError;
 use pyo3::ffi;
+use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyTuple};
+use pyo3::types::{
+    PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyFrozenSet, PyInt, PyList, PySet, PyString,
+    PyTuple,
+};
 use serde_json::Value;
-use spikard_http::{json_response, RequestData, ResponseBody};
+use spikard_http::{json_response, ClientAddr, LocSegment, RequestData, ResponseBody};
 
 use crate::bridge::Bridge;
-use crate::plan::{ArgPlan, HandlerPlan};
+use crate::plan::HandlerPlan;
+use crate::values::to_python;
 
 /// A converter rejected a value that passed the JSON Schema (a rule only the
 /// Python type can check).
 pub struct ArgRejected<'a> {
-    pub arg: &'a ArgPlan,
+    pub loc: &'a [LocSegment],
     pub error: PyErr,
 }
 
 fn arg_value<'py>(
     py: Python<'py>,
-    plan: &ArgPlan,
+    default: &Py<PyAny>,
+    converter: Option<&Py<PyAny>>,
     value: Option<&Value>,
 ) -> PyResult<Bound<'py, PyAny>> {
     match value {
-        None => Ok(plan.default.bind(py).clone()),
+        None => Ok(default.bind(py).clone()),
         Some(value) => {
-            let object = pythonize::pythonize(py, value)
-                .map_err(|e| PyValueError::new_err(e.to_string()))?;
-            match &plan.converter {
+            let object = to_python(py, value)?;
+            match converter {
                 Some(convert) => convert.bind(py).call1((object,)),
                 None => Ok(object),
             }
@@ -40,24 +46,103 @@ fn arg_value<'py>(
     }
 }
 
-/// The argument values of one call, in the order of the plan's keyword names.
+/// The arguments of one call, in the order of the plan's keyword names.
+pub struct Args<'py> {
+    pub values: Vec<Bound<'py, PyAny>>,
+    /// The `response: Response` the handler may amend, if it takes one.
+    pub sub_response: Option<Bound<'py, PyAny>>,
+}
+
 pub fn build_args<'py, 'a>(
     py: Python<'py>,
+    bridge: &Bridge,
     plan: &'a HandlerPlan,
     request: &RequestData,
-) -> Result<Vec<Bound<'py, PyAny>>, ArgRejected<'a>> {
-    let mut values = Vec::with_capacity(plan.args.len() + 1);
+) -> Result<Args<'py>, ArgRejected<'a>> {
+    let mut values = Vec::with_capacity(plan.args.len() + 3);
     for (arg, value) in plan.args.iter().zip(&request.args) {
-        values
-            .push(arg_value(py, arg, value.as_ref()).map_err(|error| ArgRejected { arg, error })?);
+        let made = arg_value(py, &arg.default, arg.converter.as_ref(), value.as_ref());
+        values.push(made.map_err(|error| ArgRejected {
+            loc: &arg.loc,
+            error,
+        })?);
     }
     if let Some(body) = &plan.body {
+        let made = arg_value(
+            py,
+            &body.default,
+            body.converter.as_ref(),
+            request.body.as_ref(),
+        );
+        values.push(made.map_err(|error| ArgRejected {
+            loc: &body.loc,
+            error,
+        })?);
+    }
+    // Failing to build these is the runtime's fault, not the client's.
+    let fault = |error: PyErr| ArgRejected { loc: &[], error };
+    if plan.wants_request {
         values.push(
-            arg_value(py, body, request.body.as_ref().map(|body| &body.value))
-                .map_err(|error| ArgRejected { arg: body, error })?,
+            request_object(
+                py,
+                bridge,
+                &request.head,
+                request.raw_body.as_ref(),
+                &request.path_params,
+            )
+            .map_err(fault)?,
         );
     }
-    Ok(values)
+    let sub_response = if plan.wants_response {
+        let sub = bridge
+            .ctx
+            .new_sub_response
+            .bind(py)
+            .call0()
+            .map_err(fault)?;
+        values.push(sub.clone());
+        Some(sub)
+    } else {
+        None
+    };
+    Ok(Args {
+        values,
+        sub_response,
+    })
+}
+
+/// A `spikard.Request` for a handler that takes one (or an exception handler).
+pub fn request_object<'py>(
+    py: Python<'py>,
+    bridge: &Bridge,
+    head: &Parts,
+    raw_body: Option<&Bytes>,
+    path_params: &[(String, String)],
+) -> PyResult<Bound<'py, PyAny>> {
+    let headers = PyList::empty(py);
+    for (name, value) in &head.headers {
+        let value = String::from_utf8_lossy(value.as_bytes());
+        headers.append((name.as_str(), value.as_ref()))?;
+    }
+    let client = head
+        .extensions
+        .get::<ClientAddr>()
+        .map(|ClientAddr(addr)| (addr.ip().to_string(), addr.port()));
+    let params = PyDict::new(py);
+    for (name, value) in path_params {
+        params.set_item(name, value)?;
+    }
+    let body = raw_body.map(|bytes| PyBytes::new(py, bytes));
+    bridge.ctx.request_type.bind(py).call1((
+        head.method.as_str(),
+        head.uri.path(),
+        head.uri.query().unwrap_or(""),
+        headers,
+        client,
+        body,
+        params,
+        bridge.ctx.app.bind(py),
+    ))
 }
 
 /// `callable(**dict(zip(names, values)))`, through vectorcall: no dict is built.
@@ -104,39 +189,126 @@ pub fn keywords_dict<'py>(
 }
 
 /// A handler's return value as a response: a `spikard.Response` as given,
-/// anything else as JSON with the route's status.
+/// anything else as JSON (through the route's response model) with the route's
+/// status. With a `response` parameter, what the handler set on it is added.
 pub fn into_response(
     py: Python<'_>,
     bridge: &Bridge,
-    status: StatusCode,
+    plan: &HandlerPlan,
     result: &Bound<'_, PyAny>,
+    sub_response: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<Response<ResponseBody>> {
+    if let Some(sub) = sub_response {
+        let serialize = plan.serialize.as_ref().map(|s| s.bind(py));
+        let merged = bridge.ctx.finish_response.bind(py).call1((
+            result,
+            sub,
+            plan.status.as_u16(),
+            serialize,
+        ))?;
+        return explicit_response(py, &merged);
+    }
     if result.is_instance(bridge.ctx.response_type.bind(py))? {
         return explicit_response(py, result);
     }
-    let encoded = bridge.ctx.encode.bind(py).call1((result,))?;
+    let converted;
+    let value = match &plan.serialize {
+        Some(serialize) => {
+            converted = serialize.bind(py).call1((result,))?;
+            &converted
+        }
+        None => result,
+    };
+    if no_body(plan.status) {
+        let mut response = Response::new(ResponseBody::new(Bytes::new()));
+        *response.status_mut() = plan.status;
+        return Ok(response);
+    }
+    let encode = if contains_bytes(value, 0) {
+        &bridge.ctx.encode_json
+    } else {
+        &bridge.ctx.encode
+    };
+    let encoded = encode.bind(py).call1((value,))?;
     let bytes = encoded.cast::<PyBytes>()?;
     Ok(json_response(
-        status,
+        plan.status,
         Bytes::copy_from_slice(bytes.as_bytes()),
     ))
+}
+
+/// 1xx, 204 and 304 answers carry no body.
+fn no_body(status: StatusCode) -> bool {
+    status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
+}
+
+/// Whether a result holds `bytes` anywhere msgspec would send them as base64
+/// (FastAPI sends them as text): builtin containers and msgspec Structs are
+/// searched, a few levels deep. Most results hold none and skip the slow path.
+fn contains_bytes(value: &Bound<'_, PyAny>, depth: u8) -> bool {
+    if depth > 8 {
+        return true; // deep: let the general path decide
+    }
+    if value.is_exact_instance_of::<PyString>()
+        || value.is_exact_instance_of::<PyInt>()
+        || value.is_exact_instance_of::<PyFloat>()
+        || value.is_exact_instance_of::<PyBool>()
+        || value.is_none()
+    {
+        return false;
+    }
+    if value.is_instance_of::<PyBytes>() || value.is_instance_of::<PyByteArray>() {
+        return true;
+    }
+    if let Ok(dict) = value.cast::<PyDict>() {
+        return dict.iter().any(|(key, item)| {
+            contains_bytes(&key, depth + 1) || contains_bytes(&item, depth + 1)
+        });
+    }
+    if let Ok(list) = value.cast::<PyList>() {
+        return list.iter().any(|item| contains_bytes(&item, depth + 1));
+    }
+    if let Ok(tuple) = value.cast::<PyTuple>() {
+        return tuple.iter().any(|item| contains_bytes(&item, depth + 1));
+    }
+    if value.is_instance_of::<PySet>() || value.is_instance_of::<PyFrozenSet>() {
+        return value
+            .try_iter()
+            .map(|mut items| items.any(|item| item.is_ok_and(|i| contains_bytes(&i, depth + 1))))
+            .unwrap_or(true);
+    }
+    // A msgspec Struct (or dataclass): its fields, by name.
+    let py = value.py();
+    for marker in [
+        intern!(py, "__struct_fields__"),
+        intern!(py, "__dataclass_fields__"),
+    ] {
+        if let Ok(fields) = value.get_type().getattr(marker) {
+            let Ok(names) = fields.try_iter() else {
+                return true;
+            };
+            return names.into_iter().any(|name| {
+                name.and_then(|name| value.getattr(name.cast::<PyString>()?))
+                    .is_ok_and(|item| contains_bytes(&item, depth + 1))
+            });
+        }
+    }
+    false
 }
 
 fn explicit_response(
     py: Python<'_>,
     result: &Bound<'_, PyAny>,
 ) -> PyResult<Response<ResponseBody>> {
-    let status: u16 = result
-        .getattr(pyo3::intern!(py, "status_code"))?
-        .extract()?;
-    let body = result.getattr(pyo3::intern!(py, "body"))?;
+    let status: u16 = result.getattr(intern!(py, "status_code"))?.extract()?;
+    let body = result.getattr(intern!(py, "raw_body"))?;
     let body = body.cast::<PyBytes>()?;
     let mut response = Response::new(ResponseBody::new(Bytes::copy_from_slice(body.as_bytes())));
     *response.status_mut() = StatusCode::from_u16(status)
         .map_err(|_| PyValueError::new_err(format!("{status} is not an HTTP status code")))?;
-    let headers: Vec<(String, String)> = result
-        .getattr(pyo3::intern!(py, "raw_headers"))?
-        .extract()?;
+    let headers: Vec<(String, String)> = result.getattr(intern!(py, "raw_headers"))?.extract()?;
     let map = response.headers_mut();
     for (name, value) in headers {
         let name = HeaderName::from_bytes(name.as_bytes())

@@ -10,6 +10,7 @@ mod convert;
 mod handler;
 mod plan;
 mod server;
+mod values;
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;

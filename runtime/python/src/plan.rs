@@ -42,6 +42,9 @@ pub struct RoutePlan {
     pub status_code: u16,
     pub params: Vec<ParamPlan>,
     pub body: Option<BodyPlan>,
+    pub request_param: Option<String>,
+    pub response_param: Option<String>,
+    pub serialize: Option<Py<PyAny>>,
 }
 
 /// How one handler argument is filled from a validated value.
@@ -62,8 +65,13 @@ pub struct HandlerPlan {
     pub status: StatusCode,
     pub args: Vec<ArgPlan>,
     pub body: Option<ArgPlan>,
-    /// The keyword names of every call: the parameters, then the body.
+    /// The keyword names of every call: the parameters, the body, then the
+    /// request and the response to amend, each if the handler takes it.
     pub kwnames: Py<PyTuple>,
+    pub wants_request: bool,
+    pub wants_response: bool,
+    /// The result to the response model's value; `None`: sent as returned.
+    pub serialize: Option<Py<PyAny>>,
 }
 
 fn schema_value(py: Python<'_>, schema: &Option<Py<PyAny>>) -> PyResult<Option<Value>> {
@@ -148,12 +156,15 @@ impl RoutePlan {
             path: self.path.clone(),
             params,
             body,
+            wants_request: self.request_param.is_some(),
         };
         let names: Vec<&str> = self
             .params
             .iter()
             .map(|p| p.name.as_str())
             .chain(self.body.iter().map(|b| b.name.as_str()))
+            .chain(self.request_param.as_deref())
+            .chain(self.response_param.as_deref())
             .collect();
         let kwnames = PyTuple::new(py, names.iter().map(|n| PyString::intern(py, n)))?.unbind();
         let handler = HandlerPlan {
@@ -176,6 +187,9 @@ impl RoutePlan {
                 )
             }),
             kwnames,
+            wants_request: self.request_param.is_some(),
+            wants_response: self.response_param.is_some(),
+            serialize: self.serialize.as_ref().map(|s| s.clone_ref(py)),
         };
         Ok((spec, handler))
     }
