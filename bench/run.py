@@ -36,6 +36,7 @@ class Server:
     name: str
     command: list[str]
     port: int
+    env: dict[str, str] | None = None
     process: subprocess.Popen[bytes] | None = None
 
 
@@ -76,10 +77,10 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def servers(variants: list[str]) -> list[Server]:
+def servers(variants: list[str], baseline: Path | None) -> list[Server]:
     python = sys.executable
     ceiling = ROOT / "target" / "release" / "spikard-ceiling"
-    ports = [free_port() for _ in range(3 + len(variants))]
+    ports = [free_port() for _ in range(4 + len(variants))]
 
     def spikard(app: str, port: int) -> list[str]:
         return [python, "-m", "spikard.cli", "run", str(BENCH / "apps" / app), "--port", str(port)]
@@ -92,14 +93,31 @@ def servers(variants: list[str]) -> list[Server]:
         Server("ceiling", [str(ceiling), f"127.0.0.1:{ports[2]}"], ports[2]),
         *(
             Server(f"spikard-{variant}", spikard(f"spikard_{variant}_app.py", port), port)
-            for variant, port in zip(variants, ports[3:], strict=True)
+            for variant, port in zip(variants, ports[4:], strict=True)
+        ),
+        *(
+            # An earlier build of spikard, installed with `pip install --target DIR`,
+            # on the routes it can serve (the app leaves out what it may lack).
+            [
+                Server(
+                    "spikard-baseline",
+                    spikard("spikard_app.py", ports[3]),
+                    ports[3],
+                    env={**os.environ, "PYTHONPATH": str(baseline), "BENCH_FOUNDATION_ROUTES_ONLY": "1"},
+                )
+            ]
+            if baseline
+            else []
         ),
     ]
 
 
 def start(server: Server) -> None:
     server.process = subprocess.Popen(
-        ["taskset", "-c", SERVER_CPU, *server.command], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        ["taskset", "-c", SERVER_CPU, *server.command],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=server.env,
     )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -135,9 +153,14 @@ def fetch(server: Server, workload: dict) -> tuple[int, object]:
         return response.status, json.loads(response.read())
 
 
+def serves(server: Server, workload: dict) -> bool:
+    """A workload may name the servers it applies to (the ceiling has no pydantic)."""
+    return server.name in workload.get("servers", [server.name])
+
+
 def check_same_answers(all_servers: list[Server], workloads: list[dict]) -> None:
     for workload in workloads:
-        answers = {server.name: fetch(server, workload) for server in all_servers}
+        answers = {server.name: fetch(server, workload) for server in all_servers if serves(server, workload)}
         if len({json.dumps(a, sort_keys=True) for a in answers.values()}) != 1:
             raise SystemExit(f"bench: servers disagree on {workload['title']}: {answers}")
 
@@ -197,6 +220,8 @@ def variant_table(results: Results, workloads: list[dict], variants: list[str]) 
         "|---|---:|" + "---:|---:|---:|" * len(names),
     ]
     for workload in workloads:
+        if any((name, workload["name"]) not in results.samples for name in names):
+            continue
         base = results.median("spikard", workload["name"])
         cells = []
         for name in names:
@@ -215,12 +240,22 @@ def table(results: Results, workloads: list[dict]) -> str:
     ]
     for workload in workloads:
         name = workload["name"]
-        s, f, c = (results.median(server, name) for server in ("spikard", "FastAPI", "ceiling"))
+        s, f = (results.median(server, name) for server in ("spikard", "FastAPI"))
+        if ("ceiling", name) in results.samples:
+            c = results.median("ceiling", name)
+            ceiling = (
+                f"{c.rps:,.0f}",
+                f"{results.ratio('spikard', 'ceiling', name):.0%}",
+                f"{c.p50_ms:.2f} / {c.p99_ms:.2f} ms",
+            )
+            errors = s.errors + f.errors + c.errors
+        else:
+            ceiling, errors = ("n/a", "n/a", "n/a"), s.errors + f.errors
         lines.append(
-            f"| {workload['title']} | {s.rps:,.0f} | {f.rps:,.0f} | {c.rps:,.0f} "
-            f"| {results.ratio('spikard', 'FastAPI', name):.2f}x | {results.ratio('spikard', 'ceiling', name):.0%} "
+            f"| {workload['title']} | {s.rps:,.0f} | {f.rps:,.0f} | {ceiling[0]} "
+            f"| {results.ratio('spikard', 'FastAPI', name):.2f}x | {ceiling[1]} "
             f"| {s.p50_ms:.2f} / {s.p99_ms:.2f} ms | {f.p50_ms:.2f} / {f.p99_ms:.2f} ms "
-            f"| {c.p50_ms:.2f} / {c.p99_ms:.2f} ms | {s.errors + f.errors + c.errors} |"
+            f"| {ceiling[2]} | {errors} |"
         )
     return "\n".join(lines)
 
@@ -237,6 +272,12 @@ def main() -> int:
         help="comma-separated spikard variants to measure too, from bench/apps/spikard_VARIANT_app.py: "
         "'suspend' (every handler suspends once), 'hop' (one cross-thread hop per request)",
     )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="also measure an earlier spikard build installed in this folder (pip install --target DIR REV) "
+        "on the foundation routes, as 'spikard-baseline'",
+    )
     args = parser.parse_args()
     for tool in ("wrk", "taskset"):
         if shutil.which(tool) is None:
@@ -248,7 +289,7 @@ def main() -> int:
     print("bench: building the Rust ceiling (release)", file=sys.stderr)
     subprocess.run(["cargo", "build", "--release", "-q", "-p", "spikard-ceiling"], cwd=ROOT, check=True)
     variants = [v for v in args.variants.split(",") if v]
-    all_servers = servers(variants)
+    all_servers = servers(variants, args.baseline)
     results = Results()
     try:
         for server in all_servers:
@@ -256,11 +297,13 @@ def main() -> int:
         check_same_answers(all_servers, workloads)
         with tempfile.TemporaryDirectory() as scratch:
             folder = Path(scratch)
-            total = args.rounds * len(workloads) * len(all_servers)
+            total = args.rounds * sum(serves(s, w) for w in workloads for s in all_servers)
             done = 0
             for round_no in range(1, args.rounds + 1):
                 for workload in workloads:
                     for server in all_servers:
+                        if not serves(server, workload):
+                            continue
                         done += 1
                         print(
                             f"bench: [{done}/{total}] round {round_no}: {server.name:8} {workload['title']}",
@@ -289,6 +332,9 @@ def main() -> int:
     if variants:
         report += "\nVariants of the spikard app, same run (see bench/apps/spikard_VARIANT_app.py):\n\n"
         report += variant_table(results, workloads, variants) + "\n"
+    if args.baseline:
+        report += f"\nThis build against an earlier one (`--baseline {args.baseline}`), same run:\n\n"
+        report += variant_table(results, workloads, ["baseline"]) + "\n"
     print(report)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,14 @@
 """The benchmark routes on FastAPI, as its documentation writes them."""
 
 from fastapi import FastAPI
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
+
+
+class Order(BaseModel):
+    name: str = Field(min_length=1)
+    price: float = Field(gt=0)
+    quantity: int = Field(ge=1)
+
 
 app = FastAPI()
 
@@ -25,3 +32,8 @@ async def get_item(item_id: int, q: str | None = None):
 @app.post("/items")
 async def create_item(item: Item) -> Item:
     return item
+
+
+@app.post("/orders")
+async def create_order(order: Order) -> Order:
+    return order

@@ -6,10 +6,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::Bytes;
 use futures_util::FutureExt;
-use http::{Request, Response};
+use std::sync::Arc;
+
+use http::request::Parts;
+use http::{Method, Request, Response, StatusCode};
 
 use crate::body;
-use crate::handler::{HandlerFuture, RequestData, ResponseBody};
+use crate::handler::{Fallback, HandlerFuture, InvalidRequest, RequestData, ResponseBody};
 use crate::params::{self, RawInputs};
 use crate::problem::{allow_list, Problem};
 use crate::router::{Lookup, Router};
@@ -37,6 +40,7 @@ pub struct App {
     router: Router,
     config: AppConfig,
     in_flight: AtomicUsize,
+    fallback: Option<Arc<dyn Fallback>>,
 }
 
 impl App {
@@ -45,7 +49,14 @@ impl App {
             router,
             config,
             in_flight: AtomicUsize::new(0),
+            fallback: None,
         }
+    }
+
+    /// Lets `fallback` answer requests no route takes.
+    pub fn with_fallback(mut self, fallback: Arc<dyn Fallback>) -> Self {
+        self.fallback = Some(fallback);
+        self
     }
 
     pub fn router(&self) -> &Router {
@@ -102,9 +113,11 @@ impl App {
             }
             Lookup::Options(allowed) => return options_response(&allowed),
             Lookup::MethodNotAllowed(allowed) => {
-                return Problem::method_not_allowed(&head.method, &allowed).into_response()
+                return self
+                    .unrouted(head, StatusCode::METHOD_NOT_ALLOWED, &allowed)
+                    .await
             }
-            Lookup::NotFound => return Problem::not_found(head.uri.path()).into_response(),
+            Lookup::NotFound => return self.unrouted(head, StatusCode::NOT_FOUND, &[]).await,
         };
         let limit = self.config.max_body_size;
         let (body, raw_body) = match &route.body {
@@ -113,28 +126,30 @@ impl App {
                 Ok(None) => (None, None),
                 Err(problem) => return problem.into_response(),
             },
-            None if route.path_names.is_some() => {
-                match body::read_raw(&head.headers, body, limit).await {
-                    Ok(raw) => (None, Some(raw)),
-                    Err(problem) => return problem.into_response(),
-                }
-            }
+            None if route.wants_request => match body::read_raw(&head.headers, body, limit).await {
+                Ok(raw) => (None, Some(raw)),
+                Err(problem) => return problem.into_response(),
+            },
             None => (None, None),
         };
         if !errors.is_empty() {
-            if let Some(answer) = route.handler.invalid(head, &errors) {
-                return self.answer(answer).await;
-            }
-            return Problem::validation(errors).into_response();
+            let path_params = path_params(&route.path_names, &path_values);
+            let invalid = InvalidRequest {
+                head,
+                path_params,
+                body,
+                errors,
+            };
+            return match route.handler.invalid(invalid) {
+                Ok(answer) => self.answer(answer).await,
+                Err(errors) => Problem::validation(errors).into_response(),
+            };
         }
         args.shrink_to_fit();
-        let path_params = match &route.path_names {
-            Some(names) => names
-                .iter()
-                .zip(&path_values)
-                .map(|(name, value)| (name.clone(), (*value).to_owned()))
-                .collect(),
-            None => Vec::new(),
+        let path_params = if route.wants_request {
+            path_params(&route.path_names, &path_values)
+        } else {
+            Vec::new()
         };
         let request = RequestData {
             args,
@@ -146,6 +161,27 @@ impl App {
         self.answer(route.handler.call(request)).await
     }
 
+    /// A request no route takes: the app's fallback, or the standard problem.
+    async fn unrouted(
+        &self,
+        head: Parts,
+        status: StatusCode,
+        allowed: &[Method],
+    ) -> Response<ResponseBody> {
+        let problem = if status == StatusCode::METHOD_NOT_ALLOWED {
+            Problem::method_not_allowed(&head.method, allowed)
+        } else {
+            Problem::not_found(head.uri.path())
+        };
+        match &self.fallback {
+            Some(fallback) => match fallback.answer(head, status, allowed) {
+                Some(answer) => self.answer(answer).await,
+                None => problem.into_response(),
+            },
+            None => problem.into_response(),
+        }
+    }
+
     async fn answer(&self, handled: HandlerFuture) -> Response<ResponseBody> {
         match handled.await {
             Ok(response) => response,
@@ -154,6 +190,18 @@ impl App {
             }
         }
     }
+}
+
+/// Path parameters by name, percent-decoded as the handler's own parameters are.
+fn path_params(names: &[String], values: &[&str]) -> Vec<(String, String)> {
+    names
+        .iter()
+        .zip(values)
+        .map(|(name, value)| {
+            let decoded = percent_encoding::percent_decode_str(value).decode_utf8_lossy();
+            (name.clone(), decoded.into_owned())
+        })
+        .collect()
 }
 
 /// The answer to OPTIONS on a path without an OPTIONS route: what it allows.

@@ -34,6 +34,27 @@ pub struct RequestData {
     pub head: Parts,
 }
 
+/// Answers requests no route takes (404, or 405 with the allowed methods) when
+/// the binding's app answers them itself; `None` gives the standard problem.
+pub trait Fallback: Send + Sync + 'static {
+    fn answer(
+        &self,
+        head: Parts,
+        status: http::StatusCode,
+        allowed: &[http::Method],
+    ) -> Option<HandlerFuture>;
+}
+
+/// A request that failed validation, with what was read of it.
+#[derive(Debug)]
+pub struct InvalidRequest {
+    pub head: Parts,
+    pub path_params: Vec<(String, String)>,
+    /// The parsed body, when it was JSON (whether or not it passed its schema).
+    pub body: Option<Value>,
+    pub errors: Vec<FieldError>,
+}
+
 /// The address of the client a request came from.
 #[derive(Clone, Copy, Debug)]
 pub struct ClientAddr(pub std::net::SocketAddr);
@@ -52,10 +73,10 @@ pub trait Handler: Send + Sync + 'static {
     fn call(&self, request: RequestData) -> HandlerFuture;
 
     /// A request for this route failed validation. A binding whose app answers
-    /// such requests itself returns its answer; `None` (the default) gives the
-    /// standard 422 problem without entering the binding.
-    fn invalid(&self, _head: Parts, _errors: &[FieldError]) -> Option<HandlerFuture> {
-        None
+    /// such requests itself returns its answer; giving the errors back (the
+    /// default) answers with the standard 422 problem.
+    fn invalid(&self, request: InvalidRequest) -> Result<HandlerFuture, Vec<FieldError>> {
+        Err(request.errors)
     }
 }
 

@@ -8,6 +8,7 @@
 
 pub mod app;
 pub mod body;
+pub mod formats;
 pub mod handler;
 pub mod params;
 pub mod path;
@@ -19,7 +20,8 @@ pub mod validation;
 pub use app::{App, AppConfig};
 pub use body::BodySpec;
 pub use handler::{
-    json_response, ClientAddr, Handler, HandlerError, HandlerFuture, RequestData, ResponseBody,
+    json_response, ClientAddr, Fallback, Handler, HandlerError, HandlerFuture, InvalidRequest,
+    RequestData, ResponseBody,
 };
 pub use params::{ParamSource, ParamSpec, Scalar};
 pub use problem::{FieldError, LocSegment, Problem};

@@ -33,8 +33,9 @@ pub(crate) struct Route {
     pub params: Vec<CompiledParam>,
     pub body: Option<CompiledBody>,
     pub handler: Arc<dyn Handler>,
-    /// The path parameters' names, in path order, when the handler wants the request.
-    pub path_names: Option<Vec<String>>,
+    /// The path parameters' names, in path order.
+    pub path_names: Vec<String>,
+    pub wants_request: bool,
 }
 
 impl Route {
@@ -65,14 +66,12 @@ impl Route {
             })
             .collect::<Result<Vec<_>, String>>()?;
         let body = spec.body.as_ref().map(CompiledBody::compile).transpose()?;
-        let path_names = spec
-            .wants_request
-            .then(|| pattern.params.iter().map(|p| p.name.clone()).collect());
         Ok(Route {
             params,
             body,
             handler,
-            path_names,
+            path_names: pattern.params.iter().map(|p| p.name.clone()).collect(),
+            wants_request: spec.wants_request,
         })
     }
 }

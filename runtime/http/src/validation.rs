@@ -10,6 +10,7 @@ use jsonschema::paths::LocationSegment;
 use jsonschema::{Draft, JsonType, ValidationError, Validator};
 use serde_json::Value;
 
+use crate::formats;
 use crate::problem::{FieldError, LocSegment};
 
 /// A compiled JSON Schema.
@@ -30,6 +31,10 @@ impl Schema {
         jsonschema::options()
             .with_draft(Draft::Draft202012)
             .should_validate_formats(true)
+            // RFC 3339 requires a UTC offset; Python (and FastAPI) also take
+            // local times such as "2024-05-06T07:08:09" and "07:08".
+            .with_format("date-time", formats::is_date_time)
+            .with_format("time", formats::is_time)
             .build(schema)
             .map(|validator| Schema { validator })
             .map_err(|error| format!("invalid JSON Schema: {error}"))

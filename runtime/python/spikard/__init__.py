@@ -2,7 +2,31 @@
 
 from spikard._spikard import __version__
 from spikard.app import Spikard
+from spikard.datastructures import Headers, QueryParams, State
+from spikard.exceptions import HTTPException, RequestValidationError
 from spikard.params import Body, Cookie, Header, Path, Query
-from spikard.responses import Response
+from spikard.requests import Request
+from spikard.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
+from spikard.routers import Router
 
-__all__ = ["Body", "Cookie", "Header", "Path", "Query", "Response", "Spikard", "__version__"]
+__all__ = [
+    "Body",
+    "Cookie",
+    "HTMLResponse",
+    "HTTPException",
+    "Header",
+    "Headers",
+    "JSONResponse",
+    "Path",
+    "PlainTextResponse",
+    "Query",
+    "QueryParams",
+    "RedirectResponse",
+    "Request",
+    "RequestValidationError",
+    "Response",
+    "Router",
+    "Spikard",
+    "State",
+    "__version__",
+]

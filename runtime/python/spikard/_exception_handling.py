@@ -10,11 +10,15 @@ from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 from spikard.encoding import encode_json
-from spikard.exceptions import HTTPException
+from spikard.exceptions import HTTPException, RequestValidationError
 from spikard.responses import Response
 
 if TYPE_CHECKING:
     from spikard.requests import Request
+
+# Exceptions with an answer of their own (a problem response), unless the app
+# registers a handler for them or a subclass.
+_ANSWERED_BY_DEFAULT = (HTTPException, RequestValidationError)
 
 ExceptionHandler = Callable[["Request", Any], "Response | Awaitable[Response]"]
 
@@ -39,6 +43,9 @@ def find_handler(handlers: dict[Any, ExceptionHandler], exc: BaseException) -> E
     for cls in type(exc).__mro__:
         if cls in handlers:
             return handlers[cls]
+        if cls in _ANSWERED_BY_DEFAULT:
+            # As in FastAPI: a handler for Exception does not take these over.
+            return None
     return None
 
 

@@ -26,14 +26,27 @@ class ParamPlan:
 
 
 @dataclass(frozen=True, slots=True)
+class BodyField:
+    """One parameter filled from a key of an object body (embedded bodies)."""
+
+    name: str
+    key: str
+    required: bool
+    default: Any
+    converter: Callable[[Any], Any] | None
+
+
+@dataclass(frozen=True, slots=True)
 class BodyPlan:
-    """The JSON body parameter."""
+    """The JSON body: one parameter receives it whole, or (``fields``) each of
+    several parameters receives one key of it."""
 
     name: str
     schema: dict[str, Any] | None
     required: bool
     default: Any
     converter: Callable[[Any], Any] | None
+    fields: tuple[BodyField, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

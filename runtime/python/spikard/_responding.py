@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from spikard._exception_handling import bind_handler, find_handler
-from spikard.exceptions import RequestValidationError
+from spikard.exceptions import HTTPException, RequestValidationError
 from spikard.responses import JSONResponse, Response
 
 if TYPE_CHECKING:
@@ -42,16 +42,32 @@ def finish_response(result: Any, sub: Response, status_code: int, serialize: Cal
     return response
 
 
-def validation_error_handler(app: Spikard) -> Callable[[list[dict[str, Any]]], Any] | None:
-    """When the app handles ``RequestValidationError`` itself: ``errors ->
+def validation_error_handler(app: Spikard) -> Callable[[list[dict[str, Any]], Any], Any] | None:
+    """When the app handles ``RequestValidationError`` itself: ``(errors, body) ->
     (request -> awaitable Response)``; otherwise ``None`` and the runtime answers
     invalid requests without entering Python."""
-    probe = RequestValidationError([])
-    handler = find_handler(app.exception_handlers, probe)
+    handler = find_handler(app.exception_handlers, RequestValidationError([]))
     if handler is None:
         return None
 
-    def for_errors(errors: list[dict[str, Any]]) -> Callable[[Request], Awaitable[Response]]:
-        return bind_handler(handler, RequestValidationError(errors))
+    def for_errors(errors: list[dict[str, Any]], body: Any) -> Callable[[Request], Awaitable[Response]]:
+        return bind_handler(handler, RequestValidationError(errors, body=body))
 
     return for_errors
+
+
+def status_handler(app: Spikard) -> Callable[[int, list[str]], Any] | None:
+    """When the app registered handlers that apply to requests no route takes
+    (``@app.exception_handler(404)``, or for ``HTTPException``): ``(status,
+    allowed methods) -> (request -> awaitable Response) | None``."""
+    handlers = app.exception_handlers
+    if not any(isinstance(key, int) or key is HTTPException for key in handlers):
+        return None
+
+    def for_status(status: int, allowed: list[str]) -> Callable[[Request], Awaitable[Response]] | None:
+        headers = {"allow": ", ".join(allowed)} if allowed else None
+        exc = HTTPException(status, headers=headers)
+        handler = find_handler(handlers, exc)
+        return bind_handler(handler, exc) if handler is not None else None
+
+    return for_status

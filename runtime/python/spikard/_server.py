@@ -62,7 +62,9 @@ class ServeContext:
     for_exception: Callable[[BaseException], Any]
     rejection_errors: Callable[[BaseException, list[Any]], list[dict[str, Any]]]
     # errors -> (request -> awaitable Response), when the app handles validation errors.
-    validation_error_handler: Callable[[list[dict[str, Any]]], Any] | None
+    validation_error_handler: Callable[[list[dict[str, Any]], Any], Any] | None
+    # (status, allowed) -> handler, when the app answers unrouted requests itself.
+    for_status: Callable[[int, list[str]], Any] | None
 
 
 def bind_socket(host: str, port: int, backlog: int = 2048) -> socket.socket:
@@ -131,6 +133,7 @@ def serve_socket(
         for_exception=partial(for_exception, app.exception_handlers),
         rejection_errors=rejection_errors,
         validation_error_handler=responding.validation_error_handler(app),
+        for_status=responding.status_handler(app),
     )
     routes = list(app.routes)
     signals = _stop_signals() if handle_signals else contextlib.nullcontext(None)

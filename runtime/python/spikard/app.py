@@ -30,6 +30,8 @@ class Spikard(Router):
     worker process, and keep what they make in ``app.state``.
     """
 
+    complete_paths = True
+
     def __init__(
         self,
         *,

@@ -20,6 +20,9 @@ def _unknown(value: Any) -> Any:
     dump = getattr(value, "model_dump", None)
     if dump is not None:  # a pydantic model
         return _decode_bytes(dump(mode="python"))
+    for base in (str, int, float):  # subclasses, such as a URL
+        if isinstance(value, base):
+            return base(value)
     raise TypeError(f"Object of type {type(value).__name__} cannot be sent as JSON")
 
 
@@ -39,7 +42,7 @@ def _text_for_bytes(value: Any) -> Any:
         return bytes(value).decode("utf-8", errors="replace")
     if isinstance(value, dict):
         return {key: _text_for_bytes(item) for key, item in value.items()}
-    if isinstance(value, list):
+    if isinstance(value, (list, tuple)):
         return [_text_for_bytes(item) for item in value]
     return value
 

@@ -74,10 +74,20 @@ class Cookie(Param):
 
 
 class Body:
-    """The JSON request body."""
+    """The JSON request body. ``Body(embed=True)`` (or several body parameters)
+    reads the parameter from its own key of an object body: ``{"item": {...}}``."""
 
-    def __init__(self, default: Any = ..., *, description: str | None = None) -> None:
+    def __init__(
+        self,
+        default: Any = ...,
+        *,
+        embed: bool = False,
+        alias: str | None = None,
+        description: str | None = None,
+    ) -> None:
         self.default = default
+        self.embed = embed
+        self.alias = alias
         self.description = description
 
     def __repr__(self) -> str:

@@ -8,12 +8,11 @@ from __future__ import annotations
 import types
 import typing
 from collections.abc import Callable
-from functools import partial
 from typing import Any
 
 import msgspec
-import msgspec.inspect
 
+from spikard._bodies import PLAIN_KEPT, converter_for, is_nested
 from spikard.pydantic_support import pydantic_serializer
 from spikard.responses import Response
 
@@ -33,20 +32,27 @@ def response_serializer(model: Any, where: str) -> Callable[[Any], Any] | None:
     serializer = pydantic_serializer(model)
     if serializer is not None:
         return serializer
-    try:
-        msgspec.inspect.type_info(model)
-    except (TypeError, ValueError):
-        # A type msgspec cannot convert to (``dict[str, object]``): sent as returned.
+    convert = converter_for(model, from_attributes=True)
+    if convert is None:
         return None
-    convert = partial(msgspec.convert, type=model, from_attributes=True)
-    if isinstance(model, type):
+    if not is_nested(model):
+        if isinstance(model, type):
 
-        def to_model(result: Any) -> Any:
-            # An instance of exactly the model holds nothing undeclared.
-            return result if type(result) is model else convert(result)
+            def flat_model(result: Any) -> Any:
+                # An instance of exactly a model whose fields hold no models
+                # carries nothing undeclared.
+                return result if type(result) is model else convert(result)
 
-        return to_model
-    return convert
+            return flat_model
+        return convert
+
+    def nested_model(result: Any) -> Any:
+        # A field may hold an instance of a model's subclass, with more fields:
+        # rebuild the value from plain data so only declared fields remain.
+        converted = convert(result)
+        return convert(msgspec.to_builtins(converted, builtin_types=PLAIN_KEPT))
+
+    return nested_model
 
 
 def _is_response_class(model: Any) -> bool:

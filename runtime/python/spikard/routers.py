@@ -32,14 +32,18 @@ def _check_prefix(prefix: str) -> str:
 
 
 def _join(prefix: str, path: str) -> str:
-    if not prefix:
-        return path
-    return prefix + path if path != "/" else prefix
+    """As FastAPI joins them: ``/items`` + ``/`` is ``/items/``."""
+    return prefix + path
 
 
 class Router:
     """``router = Router(prefix="/items", tags=["items"])``; ``@router.get("/{item_id}")``;
     ``app.include_router(router)`` serves it at ``/items/{item_id}``."""
+
+    # A router's paths are complete only once it is included in the app (an outer
+    # prefix may declare path parameters its handlers read), so its handlers are
+    # checked then; the app checks its own where they are declared.
+    complete_paths = False
 
     def __init__(self, *, prefix: str = "", tags: Sequence[str] | None = None) -> None:
         self.prefix = _check_prefix(prefix)
@@ -60,8 +64,9 @@ class Router:
                 route = RouteDef(
                     method.upper(), path, endpoint, status_code, response_model, (*self.tags, *(tags or ()))
                 )
-                # Planned now so that a handler spikard cannot serve fails where it is declared.
-                _plan(route, _join(self.prefix, path))
+                if self.complete_paths:
+                    # Planned now so that a handler spikard cannot serve fails where it is declared.
+                    _plan(route, _join(self.prefix, path))
                 self.route_defs.append(route)
             return endpoint
 
@@ -126,7 +131,8 @@ class Router:
                 path=_join(outer, _join(router.prefix, route.path)),
                 tags=(*(tags or ()), *route.tags),
             )
-            _plan(full, _join(self.prefix, full.path))
+            if self.complete_paths:
+                _plan(full, _join(self.prefix, full.path))
             self.route_defs.append(full)
 
     def plans(self) -> list[RoutePlan]:

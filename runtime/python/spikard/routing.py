@@ -13,14 +13,15 @@ import types
 import typing
 import uuid
 from collections.abc import Callable, Mapping
-from functools import partial
 from typing import Annotated, Any, Union
 
 import msgspec
 
 from spikard import _spikard
-from spikard._plan import BodyPlan, ParamPlan, RoutePlan
+from spikard._bodies import converter_for, plan_body
+from spikard._plan import ParamPlan, RoutePlan
 from spikard.params import Body, Header, Param
+from spikard.pydantic_support import uses_pydantic
 from spikard.requests import Request
 from spikard.response_models import response_serializer
 from spikard.responses import Response
@@ -33,8 +34,6 @@ _PATH_CONVERTER_TYPES: dict[str, Any] = {
     "path": str,
     "uuid": uuid.UUID,
 }
-# Values that arrive from JSON already as the annotated Python type.
-_NATIVE = (str, int, float, bool, Any)
 
 
 @dataclasses.dataclass
@@ -67,7 +66,7 @@ def plan_route(
     except ValueError as error:
         raise ValueError(f"{where}: {error}") from None
     params: list[ParamPlan] = []
-    body: BodyPlan | None = None
+    body_args: list[_Arg] = []
     request_param: str | None = None
     response_param: str | None = None
     for arg in _arguments(endpoint, where):
@@ -79,12 +78,7 @@ def plan_route(
             continue
         source = _source_of(arg, path_params)
         if source == "body":
-            if body is not None:
-                raise TypeError(
-                    f"{where}: parameters '{body.name}' and '{arg.name}' both read the request body; "
-                    "a route takes one body parameter"
-                )
-            body = _body_plan(arg, where)
+            body_args.append(arg)
         else:
             params.append(_param_plan(arg, source, path_params, where))
     if response_model is UNSET:
@@ -96,7 +90,7 @@ def plan_route(
         is_async=_is_async(endpoint),
         status_code=200 if status_code is None else status_code,
         params=tuple(params),
-        body=body,
+        body=plan_body(body_args, where),
         request_param=request_param,
         response_param=response_param,
         serialize=response_serializer(response_model, where),
@@ -163,7 +157,9 @@ def _strip_optional(tp: Any) -> tuple[Any, bool]:
 
 
 def _is_model(tp: Any) -> bool:
-    return isinstance(tp, type) and (issubclass(tp, msgspec.Struct) or dataclasses.is_dataclass(tp))
+    return isinstance(tp, type) and (
+        issubclass(tp, msgspec.Struct) or dataclasses.is_dataclass(tp) or uses_pydantic(tp)
+    )
 
 
 def _is_body_type(tp: Any) -> bool:
@@ -235,8 +231,15 @@ def _param_plan(arg: _Arg, source: str, path_params: dict[str, str | None], wher
         required=default is ...,
         schema=schema,
         default=None if default is ... else default,
-        converter=_converter(inner),
+        converter=_param_converter(inner),
     )
+
+
+def _param_converter(tp: Any) -> Callable[[Any], Any] | None:
+    """Text parameters: ``bytes`` are the text's UTF-8 bytes, as in FastAPI."""
+    if tp is bytes:
+        return str.encode
+    return converter_for(tp)
 
 
 def _json_type(scalar: str) -> str:
@@ -266,40 +269,6 @@ def _scalar_of(item: Any, constraints: dict[str, Any], name: str, where: str) ->
             "a Literal, or a list of these; a model belongs in the body)"
         )
     return _JSON_SCALARS[json_type], schema
-
-
-def _converter(tp: Any) -> Callable[[Any], Any] | None:
-    """Turns the validated JSON value into the annotated type, where they differ."""
-    if tp in _NATIVE or tp is inspect.Parameter.empty:
-        return None
-    origin = typing.get_origin(tp)
-    if origin in (list, dict) and all(a in _NATIVE for a in typing.get_args(tp)):
-        return None
-    if tp in (list, dict):
-        return None
-    return partial(msgspec.convert, type=tp, strict=False)
-
-
-def _body_plan(arg: _Arg, where: str) -> BodyPlan:
-    annotation = arg.annotation
-    if annotation is inspect.Parameter.empty:
-        annotation = Any
-    inner, _optional = _strip_optional(annotation)
-    schema: dict[str, Any] | None
-    if inner is Any:
-        schema = None
-    else:
-        try:
-            schema = msgspec.json.schema(inner)
-        except (TypeError, ValueError) as error:
-            raise TypeError(f"{where}: body parameter '{arg.name}': {error}") from None
-    return BodyPlan(
-        name=arg.name,
-        schema=schema,
-        required=arg.default is ...,
-        default=None if arg.default is ... else arg.default,
-        converter=_converter(inner),
-    )
 
 
 def _type_name(tp: Any) -> str:

@@ -46,6 +46,9 @@ pub struct ServeContext {
     pub for_exception: Py<PyAny>,
     pub rejection_errors: Py<PyAny>,
     pub validation_error_handler: Option<Py<PyAny>>,
+    /// `(status, allowed) -> handler | None` for requests no route takes, when
+    /// the app registered handlers for them.
+    pub for_status: Option<Py<PyAny>>,
 }
 
 /// Per-serve state shared by the handlers and the loop driver.

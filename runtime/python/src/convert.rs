@@ -79,6 +79,14 @@ pub fn build_args<'py, 'a>(
             error,
         })?);
     }
+    for (key, field) in &plan.body_fields {
+        let value = request.body.as_ref().and_then(|body| body.get(key));
+        let made = arg_value(py, &field.default, field.converter.as_ref(), value);
+        values.push(made.map_err(|error| ArgRejected {
+            loc: &field.loc,
+            error,
+        })?);
+    }
     // Failing to build these is the runtime's fault, not the client's.
     let fault = |error: PyErr| ArgRejected { loc: &[], error };
     if plan.wants_request {
@@ -298,7 +306,7 @@ fn contains_bytes(value: &Bound<'_, PyAny>, depth: u8) -> bool {
     false
 }
 
-fn explicit_response(
+pub fn explicit_response(
     py: Python<'_>,
     result: &Bound<'_, PyAny>,
 ) -> PyResult<Response<ResponseBody>> {

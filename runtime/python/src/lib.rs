@@ -7,6 +7,7 @@
 
 mod bridge;
 mod convert;
+mod failures;
 mod handler;
 mod plan;
 mod server;

@@ -1,6 +1,8 @@
 //! Route plans as the Python package hands them over (`spikard/_plan.py`), turned
 //! into the core's [`RouteSpec`] and the per-argument data the handler needs.
 
+use std::sync::Arc;
+
 use http::{Method, StatusCode};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -22,6 +24,15 @@ pub struct ParamPlan {
     pub converter: Option<Py<PyAny>>,
 }
 
+/// `spikard._plan.BodyField`
+#[derive(FromPyObject)]
+pub struct BodyField {
+    pub name: String,
+    pub key: String,
+    pub default: Py<PyAny>,
+    pub converter: Option<Py<PyAny>>,
+}
+
 /// `spikard._plan.BodyPlan`
 #[derive(FromPyObject)]
 pub struct BodyPlan {
@@ -30,6 +41,8 @@ pub struct BodyPlan {
     pub required: bool,
     pub default: Py<PyAny>,
     pub converter: Option<Py<PyAny>>,
+    /// Embedded body: each of these parameters reads one key of the object.
+    pub fields: Vec<BodyField>,
 }
 
 /// `spikard._plan.RoutePlan`
@@ -59,12 +72,15 @@ pub struct ArgPlan {
 
 /// What the handler needs from a route plan, beside the core's spec.
 pub struct HandlerPlan {
-    pub label: String,
+    pub label: Arc<str>,
     pub endpoint: Py<PyAny>,
     pub is_async: bool,
     pub status: StatusCode,
     pub args: Vec<ArgPlan>,
+    /// The one parameter that receives the whole body.
     pub body: Option<ArgPlan>,
+    /// Or the parameters that each receive one key of it.
+    pub body_fields: Vec<(String, ArgPlan)>,
     /// The keyword names of every call: the parameters, the body, then the
     /// request and the response to amend, each if the handler takes it.
     pub kwnames: Py<PyTuple>,
@@ -162,13 +178,18 @@ impl RoutePlan {
             .params
             .iter()
             .map(|p| p.name.as_str())
-            .chain(self.body.iter().map(|b| b.name.as_str()))
+            .chain(self.body.iter().flat_map(|b| {
+                let whole = b.fields.is_empty().then_some(b.name.as_str());
+                whole
+                    .into_iter()
+                    .chain(b.fields.iter().map(|f| f.name.as_str()))
+            }))
             .chain(self.request_param.as_deref())
             .chain(self.response_param.as_deref())
             .collect();
         let kwnames = PyTuple::new(py, names.iter().map(|n| PyString::intern(py, n)))?.unbind();
         let handler = HandlerPlan {
-            label,
+            label: Arc::from(label),
             endpoint: self.endpoint.clone_ref(py),
             is_async: self.is_async,
             status,
@@ -178,7 +199,7 @@ impl RoutePlan {
                 .zip(&self.params)
                 .map(|(param, plan)| arg(py, param.loc().to_vec(), &plan.default, &plan.converter))
                 .collect(),
-            body: self.body.as_ref().map(|b| {
+            body: self.body.as_ref().filter(|b| b.fields.is_empty()).map(|b| {
                 arg(
                     py,
                     vec![LocSegment::Key("body".into())],
@@ -186,6 +207,18 @@ impl RoutePlan {
                     &b.converter,
                 )
             }),
+            body_fields: self
+                .body
+                .iter()
+                .flat_map(|b| &b.fields)
+                .map(|f| {
+                    let loc = vec![
+                        LocSegment::Key("body".into()),
+                        LocSegment::Key(f.key.clone()),
+                    ];
+                    (f.key.clone(), arg(py, loc, &f.default, &f.converter))
+                })
+                .collect(),
             kwnames,
             wants_request: self.request_param.is_some(),
             wants_response: self.response_param.is_some(),

@@ -11,6 +11,7 @@ use spikard_http::{App, AppConfig, RouterBuilder, ServerConfig};
 use tokio::sync::{watch, Notify};
 
 use crate::bridge::{drive_loop, Bridge, ServeContext};
+use crate::failures::PythonFallback;
 use crate::handler::PythonHandler;
 use crate::plan::RoutePlan;
 
@@ -118,13 +119,19 @@ impl Server {
                 .map_err(PyValueError::new_err)?;
         }
         let router = builder.build().map_err(PyValueError::new_err)?;
-        let app = Arc::new(App::new(
+        let mut app = App::new(
             router,
             AppConfig {
                 max_body_size: options.max_body_size,
                 debug: options.debug,
             },
-        ));
+        );
+        if bridge.ctx.for_status.is_some() {
+            app = app.with_fallback(Arc::new(PythonFallback {
+                bridge: bridge.clone(),
+            }));
+        }
+        let app = Arc::new(app);
         let config = ServerConfig {
             header_read_timeout: Duration::from_secs_f64(options.header_read_timeout),
             graceful_timeout: Duration::from_secs_f64(options.graceful_timeout),
