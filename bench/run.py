@@ -272,6 +272,7 @@ def main() -> int:
         help="comma-separated spikard variants to measure too, from bench/apps/spikard_VARIANT_app.py: "
         "'suspend' (every handler suspends once), 'hop' (one cross-thread hop per request)",
     )
+    parser.add_argument("--workloads", default="", help="comma-separated workload names to run (default: all)")
     parser.add_argument(
         "--baseline",
         type=Path,
@@ -286,6 +287,12 @@ def main() -> int:
         raise SystemExit("bench: needs two CPUs (server on one, load on the other)")
     spec = json.loads((BENCH / "workloads.json").read_text())
     workloads, connections = spec["workloads"], spec["connections"]
+    if args.workloads:
+        wanted = args.workloads.split(",")
+        unknown = set(wanted) - {w["name"] for w in workloads}
+        if unknown:
+            raise SystemExit(f"bench: unknown workload(s) {', '.join(sorted(unknown))}; see bench/workloads.json")
+        workloads = [w for w in workloads if w["name"] in wanted]
     print("bench: building the Rust ceiling (release)", file=sys.stderr)
     subprocess.run(["cargo", "build", "--release", "-q", "-p", "spikard-ceiling"], cwd=ROOT, check=True)
     variants = [v for v in args.variants.split(",") if v]

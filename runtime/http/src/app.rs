@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::Bytes;
 use futures_util::FutureExt;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use http::request::Parts;
@@ -73,13 +74,17 @@ impl App {
     }
 
     /// Answers one request. Never fails: a panic anywhere below becomes a 500.
-    pub async fn handle<B>(&self, request: Request<B>) -> Response<ResponseBody>
+    pub async fn handle<B>(
+        &self,
+        request: Request<B>,
+        client: Option<SocketAddr>,
+    ) -> Response<ResponseBody>
     where
         B: http_body::Body<Data = Bytes>,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
-        let outcome = AssertUnwindSafe(self.dispatch(request))
+        let outcome = AssertUnwindSafe(self.dispatch(request, client))
             .catch_unwind()
             .await;
         self.in_flight.fetch_sub(1, Ordering::Relaxed);
@@ -92,7 +97,11 @@ impl App {
         }
     }
 
-    async fn dispatch<B>(&self, request: Request<B>) -> Response<ResponseBody>
+    async fn dispatch<B>(
+        &self,
+        request: Request<B>,
+        client: Option<SocketAddr>,
+    ) -> Response<ResponseBody>
     where
         B: http_body::Body<Data = Bytes>,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -114,10 +123,14 @@ impl App {
             Lookup::Options(allowed) => return options_response(&allowed),
             Lookup::MethodNotAllowed(allowed) => {
                 return self
-                    .unrouted(head, StatusCode::METHOD_NOT_ALLOWED, &allowed)
+                    .unrouted(head, client, StatusCode::METHOD_NOT_ALLOWED, &allowed)
                     .await
             }
-            Lookup::NotFound => return self.unrouted(head, StatusCode::NOT_FOUND, &[]).await,
+            Lookup::NotFound => {
+                return self
+                    .unrouted(head, client, StatusCode::NOT_FOUND, &[])
+                    .await
+            }
         };
         let limit = self.config.max_body_size;
         let (body, raw_body) = match &route.body {
@@ -136,6 +149,7 @@ impl App {
             let path_params = path_params(&route.path_names, &path_values);
             let invalid = InvalidRequest {
                 head,
+                client,
                 path_params,
                 body,
                 errors,
@@ -157,6 +171,7 @@ impl App {
             raw_body,
             path_params,
             head,
+            client,
         };
         self.answer(route.handler.call(request)).await
     }
@@ -165,6 +180,7 @@ impl App {
     async fn unrouted(
         &self,
         head: Parts,
+        client: Option<SocketAddr>,
         status: StatusCode,
         allowed: &[Method],
     ) -> Response<ResponseBody> {
@@ -174,7 +190,7 @@ impl App {
             Problem::not_found(head.uri.path())
         };
         match &self.fallback {
-            Some(fallback) => match fallback.answer(head, status, allowed) {
+            Some(fallback) => match fallback.answer(head, client, status, allowed) {
                 Some(answer) => self.answer(answer).await,
                 None => problem.into_response(),
             },
@@ -289,7 +305,7 @@ mod tests {
 
     async fn call(app: &App, path: &str) -> (StatusCode, Value) {
         let request = Request::get(path).body(Full::new(Bytes::new())).unwrap();
-        let response = app.handle(request).await;
+        let response = app.handle(request, None).await;
         let status = response.status();
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
         (status, serde_json::from_slice(&bytes).unwrap())

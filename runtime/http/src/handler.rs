@@ -3,6 +3,7 @@
 //! request.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::pin::Pin;
 
 use bytes::Bytes;
@@ -29,9 +30,10 @@ pub struct RequestData {
     pub raw_body: Option<Bytes>,
     /// Every path parameter as received (name, text), when the route wants the request.
     pub path_params: Vec<(String, String)>,
-    /// Method, URI and headers as received; the client's address is in the
-    /// extensions as [`ClientAddr`] when the connection has one.
+    /// Method, URI and headers as received.
     pub head: Parts,
+    /// The client's address, when the connection has one.
+    pub client: Option<SocketAddr>,
 }
 
 /// Answers requests no route takes (404, or 405 with the allowed methods) when
@@ -40,6 +42,7 @@ pub trait Fallback: Send + Sync + 'static {
     fn answer(
         &self,
         head: Parts,
+        client: Option<SocketAddr>,
         status: http::StatusCode,
         allowed: &[http::Method],
     ) -> Option<HandlerFuture>;
@@ -49,15 +52,12 @@ pub trait Fallback: Send + Sync + 'static {
 #[derive(Debug)]
 pub struct InvalidRequest {
     pub head: Parts,
+    pub client: Option<SocketAddr>,
     pub path_params: Vec<(String, String)>,
     /// The parsed body, when it was JSON (whether or not it passed its schema).
     pub body: Option<Value>,
     pub errors: Vec<FieldError>,
 }
-
-/// The address of the client a request came from.
-#[derive(Clone, Copy, Debug)]
-pub struct ClientAddr(pub std::net::SocketAddr);
 
 /// A handler that failed; it becomes a 500 problem. `detail` is shown to the
 /// client only in debug mode; the binding reports the full fault on stderr.

@@ -20,8 +20,8 @@ pub mod validation;
 pub use app::{App, AppConfig};
 pub use body::BodySpec;
 pub use handler::{
-    json_response, ClientAddr, Fallback, Handler, HandlerError, HandlerFuture, InvalidRequest,
-    RequestData, ResponseBody,
+    json_response, Fallback, Handler, HandlerError, HandlerFuture, InvalidRequest, RequestData,
+    ResponseBody,
 };
 pub use params::{ParamSource, ParamSpec, Scalar};
 pub use problem::{FieldError, LocSegment, Problem};

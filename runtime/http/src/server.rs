@@ -17,7 +17,6 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
 use crate::app::App;
-use crate::handler::ClientAddr;
 
 /// Connection settings.
 #[derive(Clone, Debug)]
@@ -75,10 +74,9 @@ where
                     let builder = builder.clone();
                     let watcher = graceful.watcher();
                     tokio::spawn(async move {
-                        let service = service_fn(move |mut request: hyper::Request<_>| {
-                            request.extensions_mut().insert(ClientAddr(peer));
+                        let service = service_fn(move |request| {
                             let app = app.clone();
-                            async move { Ok::<_, Infallible>(app.handle(request).await) }
+                            async move { Ok::<_, Infallible>(app.handle(request, Some(peer)).await) }
                         });
                         let connection = builder.serve_connection(TokioIo::new(stream), service);
                         // A connection error (a client gone mid-request, a bad

@@ -117,7 +117,8 @@ def converter_for(tp: Any, *, from_attributes: bool = False) -> Callable[[Any], 
         return None
     if tp in (list, dict):
         return None
-    convert = partial(msgspec.convert, type=tp, strict=False, from_attributes=from_attributes)
+    options = {"from_attributes": True} if from_attributes else {}
+    convert = partial(msgspec.convert, type=tp, strict=False, **options)
     if not _has_dataclass_defaults(msgspec.inspect.type_info(tp)):
         return convert
     return lambda value: _fill_defaults(convert(value))
@@ -151,6 +152,18 @@ def is_nested(tp: Any) -> bool:
     models = (msgspec.inspect.StructType, msgspec.inspect.DataclassType, msgspec.inspect.TypedDictType)
     top = msgspec.inspect.type_info(tp)
     return any(isinstance(info, models) for info in _walk(top)[1:] if info is not top)
+
+
+def may_hold_bytes(tp: Any) -> bool:
+    """Whether a value of type ``tp`` can hold bytes anywhere (or anything unknown)."""
+    loose = (
+        msgspec.inspect.BytesType,
+        msgspec.inspect.ByteArrayType,
+        msgspec.inspect.MemoryViewType,
+        msgspec.inspect.AnyType,
+        msgspec.inspect.CustomType,
+    )
+    return any(isinstance(info, loose) for info in _walk(msgspec.inspect.type_info(tp)))
 
 
 def _has_dataclass_defaults(info: Any) -> bool:

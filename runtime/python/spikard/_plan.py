@@ -63,3 +63,7 @@ class RoutePlan:
     response_param: str | None = None
     # Result -> the response model's value (drops undeclared fields); None: as returned.
     serialize: Callable[[Any], Any] | None = None
+    # A result of exactly this type needs no ``serialize``.
+    model_type: type | None = None
+    # False when the response model proves the value sent holds no bytes.
+    result_may_hold_bytes: bool = True

@@ -8,11 +8,12 @@ from __future__ import annotations
 import types
 import typing
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
 
-from spikard._bodies import PLAIN_KEPT, converter_for, is_nested
+from spikard._bodies import PLAIN_KEPT, converter_for, is_nested, may_hold_bytes
 from spikard.pydantic_support import pydantic_serializer
 from spikard.responses import Response
 
@@ -20,31 +21,38 @@ from spikard.responses import Response
 _AS_RETURNED = {None, type(None), Any, object, dict, list, str, int, float, bool, bytes}
 
 
-def response_serializer(model: Any, where: str) -> Callable[[Any], Any] | None:
-    """``result -> value to send`` for a route whose response model is ``model``;
-    ``None`` when the result is sent as returned."""
+@dataclass(frozen=True)
+class ResponseModel:
+    """How a route's result becomes the value sent."""
+
+    # result -> value to send; None: sent as returned.
+    serialize: Callable[[Any], Any] | None = None
+    # A result of exactly this type is sent as it is (the runtime checks, in Rust).
+    exact_type: type | None = None
+    # Whether the value sent may hold bytes (which need FastAPI's text encoding).
+    may_hold_bytes: bool = True
+
+
+def response_model(model: Any, where: str) -> ResponseModel:
+    """The plan for a route whose response model is ``model``."""
     if model in _AS_RETURNED or _is_response_class(model):
-        return None
+        return ResponseModel()
     if typing.get_origin(model) in (typing.Union, types.UnionType) and any(
         _is_response_class(m) for m in typing.get_args(model)
     ):
-        return None  # -> Response | dict: FastAPI leaves such results alone too
+        return ResponseModel()  # -> Response | dict: FastAPI leaves such results alone too
     serializer = pydantic_serializer(model)
     if serializer is not None:
-        return serializer
+        return ResponseModel(serializer, may_hold_bytes=False)  # pydantic sends bytes as text itself
     convert = converter_for(model, from_attributes=True)
     if convert is None:
-        return None
+        return ResponseModel()
+    holds_bytes = may_hold_bytes(model)
     if not is_nested(model):
-        if isinstance(model, type):
-
-            def flat_model(result: Any) -> Any:
-                # An instance of exactly a model whose fields hold no models
-                # carries nothing undeclared.
-                return result if type(result) is model else convert(result)
-
-            return flat_model
-        return convert
+        # An instance of exactly a model whose fields hold no models carries
+        # nothing undeclared.
+        exact = model if isinstance(model, type) else None
+        return ResponseModel(convert, exact, holds_bytes)
 
     def nested_model(result: Any) -> Any:
         # A field may hold an instance of a model's subclass, with more fields:
@@ -52,7 +60,7 @@ def response_serializer(model: Any, where: str) -> Callable[[Any], Any] | None:
         converted = convert(result)
         return convert(msgspec.to_builtins(converted, builtin_types=PLAIN_KEPT))
 
-    return nested_model
+    return ResponseModel(nested_model, None, holds_bytes)
 
 
 def _is_response_class(model: Any) -> bool:

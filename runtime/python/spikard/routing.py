@@ -23,7 +23,7 @@ from spikard._plan import ParamPlan, RoutePlan
 from spikard.params import Body, Header, Param
 from spikard.pydantic_support import uses_pydantic
 from spikard.requests import Request
-from spikard.response_models import response_serializer
+from spikard.response_models import response_model as plan_response_model
 from spikard.responses import Response
 
 _JSON_SCALARS = {"integer": "int", "number": "float", "boolean": "bool", "string": "str"}
@@ -83,6 +83,7 @@ def plan_route(
             params.append(_param_plan(arg, source, path_params, where))
     if response_model is UNSET:
         response_model = _return_annotation(endpoint)
+    model = plan_response_model(response_model, where)
     return RoutePlan(
         method=method,
         path=path,
@@ -93,7 +94,9 @@ def plan_route(
         body=plan_body(body_args, where),
         request_param=request_param,
         response_param=response_param,
-        serialize=response_serializer(response_model, where),
+        serialize=model.serialize,
+        model_type=model.exact_type,
+        result_may_hold_bytes=model.may_hold_bytes,
     )
 
 

@@ -15,7 +15,9 @@ use pyo3::types::{
     PyTuple,
 };
 use serde_json::Value;
-use spikard_http::{json_response, ClientAddr, LocSegment, RequestData, ResponseBody};
+use std::net::SocketAddr;
+
+use spikard_http::{json_response, LocSegment, RequestData, ResponseBody};
 
 use crate::bridge::Bridge;
 use crate::plan::HandlerPlan;
@@ -90,16 +92,7 @@ pub fn build_args<'py, 'a>(
     // Failing to build these is the runtime's fault, not the client's.
     let fault = |error: PyErr| ArgRejected { loc: &[], error };
     if plan.wants_request {
-        values.push(
-            request_object(
-                py,
-                bridge,
-                &request.head,
-                request.raw_body.as_ref(),
-                &request.path_params,
-            )
-            .map_err(fault)?,
-        );
+        values.push(request_object(py, bridge, RequestParts::of(request)).map_err(fault)?);
     }
     let sub_response = if plan.wants_response {
         let sub = bridge
@@ -119,23 +112,43 @@ pub fn build_args<'py, 'a>(
     })
 }
 
+/// What a `spikard.Request` is made from.
+pub struct RequestParts<'a> {
+    pub head: &'a Parts,
+    pub client: Option<SocketAddr>,
+    pub raw_body: Option<&'a Bytes>,
+    pub path_params: &'a [(String, String)],
+}
+
+impl<'a> RequestParts<'a> {
+    pub fn of(request: &'a RequestData) -> Self {
+        RequestParts {
+            head: &request.head,
+            client: request.client,
+            raw_body: request.raw_body.as_ref(),
+            path_params: &request.path_params,
+        }
+    }
+}
+
 /// A `spikard.Request` for a handler that takes one (or an exception handler).
 pub fn request_object<'py>(
     py: Python<'py>,
     bridge: &Bridge,
-    head: &Parts,
-    raw_body: Option<&Bytes>,
-    path_params: &[(String, String)],
+    parts: RequestParts<'_>,
 ) -> PyResult<Bound<'py, PyAny>> {
+    let RequestParts {
+        head,
+        client,
+        raw_body,
+        path_params,
+    } = parts;
     let headers = PyList::empty(py);
     for (name, value) in &head.headers {
         let value = String::from_utf8_lossy(value.as_bytes());
         headers.append((name.as_str(), value.as_ref()))?;
     }
-    let client = head
-        .extensions
-        .get::<ClientAddr>()
-        .map(|ClientAddr(addr)| (addr.ip().to_string(), addr.port()));
+    let client = client.map(|addr| (addr.ip().to_string(), addr.port()));
     let params = PyDict::new(py);
     for (name, value) in path_params {
         params.set_item(name, value)?;
@@ -220,19 +233,23 @@ pub fn into_response(
         return explicit_response(py, result);
     }
     let converted;
+    let already_model = plan
+        .model_type
+        .as_ref()
+        .is_some_and(|model| result.get_type().is(model.bind(py)));
     let value = match &plan.serialize {
-        Some(serialize) => {
+        Some(serialize) if !already_model => {
             converted = serialize.bind(py).call1((result,))?;
             &converted
         }
-        None => result,
+        _ => result,
     };
     if no_body(plan.status) {
         let mut response = Response::new(ResponseBody::new(Bytes::new()));
         *response.status_mut() = plan.status;
         return Ok(response);
     }
-    let encode = if contains_bytes(value, 0) {
+    let encode = if plan.may_hold_bytes && contains_bytes(value, 0) {
         &bridge.ctx.encode_json
     } else {
         &bridge.ctx.encode

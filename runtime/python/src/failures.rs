@@ -2,6 +2,7 @@
 //! Python type refused (422), the app's own exception handlers, and the app's
 //! handlers for requests no route takes.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use http::request::Parts;
@@ -13,7 +14,7 @@ use serde_json::Value;
 use spikard_http::{Fallback, FieldError, HandlerError, HandlerFuture, LocSegment, ResponseBody};
 
 use crate::bridge::{Bridge, Started};
-use crate::convert::{explicit_response, request_object};
+use crate::convert::{explicit_response, request_object, RequestParts};
 use crate::values::to_python;
 
 /// Reports a fault through `spikard.error`; its text goes into the 500 only in
@@ -153,8 +154,7 @@ pub fn run_error_handler(
 pub fn validation_answer(
     bridge: &Arc<Bridge>,
     label: &Arc<str>,
-    head: &Parts,
-    path_params: &[(String, String)],
+    parts: RequestParts<'_>,
     body: Option<&Value>,
     errors: Vec<FieldError>,
 ) -> Result<HandlerFuture, Vec<FieldError>> {
@@ -166,7 +166,7 @@ pub fn validation_answer(
         let made = to_python(py, &listed).and_then(|listed| {
             let body = body.map(|b| to_python(py, b)).transpose()?;
             let bound = handler.bind(py).call1((listed, body))?;
-            let request = request_object(py, bridge, head, None, path_params)?;
+            let request = request_object(py, bridge, parts)?;
             Ok((bound, request))
         });
         match made {
@@ -182,7 +182,13 @@ pub struct PythonFallback {
 }
 
 impl Fallback for PythonFallback {
-    fn answer(&self, head: Parts, status: StatusCode, allowed: &[Method]) -> Option<HandlerFuture> {
+    fn answer(
+        &self,
+        head: Parts,
+        client: Option<SocketAddr>,
+        status: StatusCode,
+        allowed: &[Method],
+    ) -> Option<HandlerFuture> {
         let label: Arc<str> = Arc::from(format!("{} {} ({status})", head.method, head.uri.path()));
         Python::attach(|py| {
             let allowed: Vec<&str> = allowed.iter().map(Method::as_str).collect();
@@ -196,7 +202,13 @@ impl Fallback for PythonFallback {
                     return None;
                 }
             };
-            Some(match request_object(py, &self.bridge, &head, None, &[]) {
+            let parts = RequestParts {
+                head: &head,
+                client,
+                raw_body: None,
+                path_params: &[],
+            };
+            Some(match request_object(py, &self.bridge, parts) {
                 Ok(request) => run_error_handler(py, &self.bridge, &label, handler, request),
                 Err(error) => Box::pin(std::future::ready(Err(fault(
                     py,

@@ -11,7 +11,7 @@ use spikard_http::{
 use tokio::sync::oneshot;
 
 use crate::bridge::{Bridge, Started};
-use crate::convert::{build_args, into_response, request_object};
+use crate::convert::{build_args, into_response, request_object, RequestParts};
 use crate::failures::{fault, ready, rejection_errors, run_error_handler, validation_answer};
 use crate::plan::HandlerPlan;
 
@@ -117,13 +117,7 @@ fn on_exception(
             return ready(Err(fault(py, bridge, &plan.label, error)));
         }
     };
-    let made = request_object(
-        py,
-        bridge,
-        &request.head,
-        request.raw_body.as_ref(),
-        &request.path_params,
-    );
+    let made = request_object(py, bridge, RequestParts::of(request));
     match made {
         Ok(request) => run_error_handler(py, bridge, &plan.label, handler, request),
         Err(made_error) => ready(Err(fault(py, bridge, &plan.label, made_error))),
@@ -146,16 +140,9 @@ impl Handler for PythonHandler {
             Outcome::Ready(response) => ready(Ok(response)),
             Outcome::Raised(_) => unreachable!("answered by on_exception above"),
             Outcome::Invalid(errors) => {
-                let body = request.body.as_ref();
-                validation_answer(
-                    bridge,
-                    &plan.label,
-                    &request.head,
-                    &request.path_params,
-                    body,
-                    errors,
-                )
-                .unwrap_or_else(|errors| ready(Ok(Problem::validation(errors).into_response())))
+                let parts = RequestParts::of(&request);
+                validation_answer(bridge, &plan.label, parts, request.body.as_ref(), errors)
+                    .unwrap_or_else(|errors| ready(Ok(Problem::validation(errors).into_response())))
             }
             Outcome::Wait(receiver, sub) => {
                 let bridge = bridge.clone();
@@ -181,11 +168,16 @@ impl Handler for PythonHandler {
     }
 
     fn invalid(&self, request: InvalidRequest) -> Result<HandlerFuture, Vec<FieldError>> {
+        let parts = RequestParts {
+            head: &request.head,
+            client: request.client,
+            raw_body: None,
+            path_params: &request.path_params,
+        };
         validation_answer(
             &self.bridge,
             &self.plan.label,
-            &request.head,
-            &request.path_params,
+            parts,
             request.body.as_ref(),
             request.errors,
         )

@@ -58,6 +58,8 @@ pub struct RoutePlan {
     pub request_param: Option<String>,
     pub response_param: Option<String>,
     pub serialize: Option<Py<PyAny>>,
+    pub model_type: Option<Py<PyAny>>,
+    pub result_may_hold_bytes: bool,
 }
 
 /// How one handler argument is filled from a validated value.
@@ -88,6 +90,10 @@ pub struct HandlerPlan {
     pub wants_response: bool,
     /// The result to the response model's value; `None`: sent as returned.
     pub serialize: Option<Py<PyAny>>,
+    /// A result of exactly this type is the model's value already.
+    pub model_type: Option<Py<PyAny>>,
+    /// False when the response model proves the value sent holds no bytes.
+    pub may_hold_bytes: bool,
 }
 
 fn schema_value(py: Python<'_>, schema: &Option<Py<PyAny>>) -> PyResult<Option<Value>> {
@@ -223,6 +229,8 @@ impl RoutePlan {
             wants_request: self.request_param.is_some(),
             wants_response: self.response_param.is_some(),
             serialize: self.serialize.as_ref().map(|s| s.clone_ref(py)),
+            model_type: self.model_type.as_ref().map(|t| t.clone_ref(py)),
+            may_hold_bytes: self.result_may_hold_bytes,
         };
         Ok((spec, handler))
     }
