@@ -16,7 +16,7 @@ import pydantic
 import pytest
 from conftest import assert_problem
 
-from spikard import Body, Query, Spikard
+from spikard import Body, Cookie, Header, Query, Spikard
 from spikard.testing import TestClient
 
 
@@ -352,3 +352,41 @@ def test_impossible_datetimes_are_422_at_the_field(kind, starts, at, field):
         response = client.post(f"/{kind}", json={"starts": starts, "at": at})
     body = assert_problem(response, 422)
     assert [e["loc"] for e in body["errors"]] == [["body", field]]
+
+
+sources = Spikard()
+
+
+@sources.get("/days/{day}/{amount}")
+async def typed_path(day: datetime.date, amount: decimal.Decimal) -> dict:
+    return {"day": day, "amount": amount, "types": [type(day).__name__, type(amount).__name__]}
+
+
+@sources.get("/typed-headers")
+async def typed_headers(
+    x_when: Annotated[datetime.datetime, Header()],
+    x_ids: Annotated[list[uuid.UUID], Header()] = [],  # noqa: B006 (FastAPI's own idiom)
+    session: Annotated[uuid.UUID | None, Cookie()] = None,
+    color: Annotated[Color, Cookie()] = Color.red,
+) -> dict:
+    return {"when": x_when, "ids": x_ids, "session": session, "color": color}
+
+
+def test_wider_types_in_path_header_and_cookie():
+    ident = "12345678-1234-5678-1234-567812345678"
+    with TestClient(sources) as client:
+        assert client.get("/days/2024-02-29/1.50").json() == {
+            "day": "2024-02-29",
+            "amount": 1.5,
+            "types": ["date", "Decimal"],
+        }
+        body = assert_problem(client.get("/days/2023-02-29/1.50"), 422)
+        assert [e["loc"] for e in body["errors"]] == [["path", "day"]]
+        response = client.get(
+            "/typed-headers",
+            headers={"x-when": "2024-05-06T07:08:09Z", "x-ids": ident},
+            cookies={"session": ident, "color": "blue"},
+        )
+        assert response.json() == {"when": "2024-05-06T07:08:09Z", "ids": [ident], "session": ident, "color": "blue"}
+        body = assert_problem(client.get("/typed-headers", cookies={"session": "nope"}), 422)
+        assert sorted(e["loc"] for e in body["errors"]) == [["cookie", "session"], ["header", "x-when"]]

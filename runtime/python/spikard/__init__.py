@@ -1,5 +1,6 @@
 """spikard: typed Python handlers served by a Rust HTTP runtime."""
 
+from spikard import status
 from spikard._spikard import __version__
 from spikard.app import Spikard
 from spikard.datastructures import Headers, QueryParams, State
@@ -9,7 +10,11 @@ from spikard.requests import Request
 from spikard.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from spikard.routers import Router
 
+# FastAPI's name for a router, so that ported imports keep working.
+APIRouter = Router
+
 __all__ = [
+    "APIRouter",
     "Body",
     "Cookie",
     "HTMLResponse",
@@ -29,4 +34,5 @@ __all__ = [
     "Spikard",
     "State",
     "__version__",
+    "status",
 ]
