@@ -16,6 +16,11 @@ mod values;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
+// Every request allocates (parsed bodies, headers, futures); mimalloc's small,
+// thread-local allocations cost far fewer instructions than glibc's malloc.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Splits a route path into its parameters: `[(name, converter or None), ...]`.
 #[pyfunction]
 fn parse_path(path: &str) -> PyResult<Vec<(String, Option<&'static str>)>> {
