@@ -2,7 +2,7 @@
 //! body, call the handler, and turn every failure into a problem response.
 
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use bytes::Bytes;
 use futures_util::FutureExt;
@@ -41,6 +41,7 @@ pub struct App {
     router: Router,
     config: AppConfig,
     in_flight: AtomicUsize,
+    served: AtomicU64,
     fallback: Option<Arc<dyn Fallback>>,
 }
 
@@ -50,6 +51,7 @@ impl App {
             router,
             config,
             in_flight: AtomicUsize::new(0),
+            served: AtomicU64::new(0),
             fallback: None,
         }
     }
@@ -66,6 +68,11 @@ impl App {
 
     pub fn config(&self) -> &AppConfig {
         &self.config
+    }
+
+    /// Requests answered so far.
+    pub fn served(&self) -> u64 {
+        self.served.load(Ordering::Relaxed)
     }
 
     /// Requests being answered right now.
@@ -88,6 +95,7 @@ impl App {
             .catch_unwind()
             .await;
         self.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.served.fetch_add(1, Ordering::Relaxed);
         match outcome {
             Ok(response) => response,
             // The panic hook has already printed the message and location.

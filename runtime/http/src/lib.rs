@@ -8,6 +8,7 @@
 
 pub mod app;
 pub mod body;
+pub mod connections;
 pub mod formats;
 pub mod handler;
 pub mod params;

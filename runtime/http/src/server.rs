@@ -13,10 +13,10 @@ use std::time::Duration;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
 use crate::app::App;
+use crate::connections::{Connections, RequestsBegun};
 
 /// Connection settings.
 #[derive(Clone, Debug)]
@@ -62,7 +62,7 @@ where
         .keep_alive(true);
     builder.http2().timer(TokioTimer::new());
     let builder = Arc::new(builder);
-    let graceful = GracefulShutdown::new();
+    let connections = Connections::new();
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -72,17 +72,20 @@ where
                     let _ = stream.set_nodelay(true);
                     let app = app.clone();
                     let builder = builder.clone();
-                    let watcher = graceful.watcher();
+                    let connections = connections.clone();
                     tokio::spawn(async move {
+                        let begun = Arc::new(RequestsBegun::default());
+                        let counted = begun.clone();
                         let service = service_fn(move |request| {
+                            counted.begin();
                             let app = app.clone();
                             async move { Ok::<_, Infallible>(app.handle(request, Some(peer)).await) }
                         });
-                        let connection = builder.serve_connection(TokioIo::new(stream), service);
                         // A connection error (a client gone mid-request, a bad
                         // request head hyper already answered) ends only that
                         // connection.
-                        let _ = watcher.watch(connection).await;
+                        let connection = builder.serve_connection(TokioIo::new(stream), service);
+                        connections.serve(connection, begun).await;
                     });
                 }
                 Err(error) => {
@@ -95,8 +98,10 @@ where
             () = &mut shutdown => break,
         }
     }
+    // New connections are refused from here on (when no other process holds
+    // the socket); open ones finish what they serve.
     drop(listener);
-    match tokio::time::timeout(config.graceful_timeout, graceful.shutdown()).await {
+    match tokio::time::timeout(config.graceful_timeout, connections.shut_down()).await {
         Ok(()) => ServeReport::default(),
         Err(_) => ServeReport {
             cut_requests: app.in_flight(),

@@ -38,6 +38,7 @@ class ServeOptions:
     graceful_timeout: float = 30.0
     header_read_timeout: float = 30.0
     sync_workers: int = DEFAULT_SYNC_WORKERS
+    max_requests: int = 0  # after this many requests, tell the supervisor (0: never)
 
 
 @dataclass(frozen=True)
@@ -107,10 +108,14 @@ def serve_socket(
     server: _spikard.Server | None = None,
     handle_signals: bool = True,
     ready: Callable[[], object] | None = None,
+    on_max_requests: Callable[[], object] | None = None,
 ) -> int:
     """Serves ``app`` on a listening socket on the calling thread until shutdown;
-    ``ready`` is called once requests are being accepted. Returns how many
-    requests were cut short at the end of the grace period."""
+    ``ready`` is called once requests are being accepted, ``on_max_requests`` once
+    ``options.max_requests`` have been answered. The runtime takes the socket over
+    and closes it as soon as shutdown starts, so that new connections are refused
+    while in-flight requests finish. Returns how many requests were cut short at
+    the end of the grace period."""
     server = server or _spikard.Server()
     loop = bridge.DrivenLoop()
     executor = ThreadPoolExecutor(max_workers=options.sync_workers, thread_name_prefix="spikard-sync")
@@ -144,7 +149,7 @@ def serve_socket(
         loop.enter()
         try:
             with signals as signal_fd:
-                return server.serve(routes, sock.fileno(), context, options, signal_fd, ready)
+                return server.serve(routes, sock.detach(), context, options, signal_fd, ready, on_max_requests)
         finally:
             loop.leave()
             loop.run_until_complete(app.shutdown())
@@ -153,20 +158,36 @@ def serve_socket(
         executor.shutdown(wait=False, cancel_futures=True)
 
 
-def serve_main(app: Spikard, sock: socket.socket, options: ServeOptions, name: str = "") -> int:
+def serve_main(
+    app: Spikard,
+    sock: socket.socket,
+    options: ServeOptions,
+    name: str = "",
+    *,
+    label: str = "",
+    ready: Callable[[], object] | None = None,
+    on_max_requests: Callable[[], object] | None = None,
+) -> int:
     """Serves on the main thread with stop signals, saying so on stderr; for
-    ``Spikard.run`` and ``spikard run``. Returns the number of requests cut short."""
+    ``Spikard.run``, ``spikard run`` and supervised workers (``label``). Returns the
+    number of requests cut short."""
     host, port = sock.getsockname()[:2]
     address = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
     what = f"{name} " if name else ""
+    who = f"spikard {label}" if label else "spikard"
 
     def announce() -> None:
-        print(f"spikard: serving {what}on {address} (Ctrl-C to stop)", file=sys.stderr)
+        if label:
+            print(f"{who}: serving", file=sys.stderr)
+        else:
+            print(f"spikard: serving {what}on {address} (Ctrl-C to stop)", file=sys.stderr)
+        if ready is not None:
+            ready()
 
     # What exists now (modules, routes, schemas) lives as long as the process:
     # keep it out of every later garbage collection.
     gc.collect()
     gc.freeze()
-    cut = serve_socket(app, sock, options, ready=announce)
-    print(f"spikard: stopped{f'; {cut} request(s) were cut short' if cut else ''}", file=sys.stderr)
+    cut = serve_socket(app, sock, options, ready=announce, on_max_requests=on_max_requests)
+    print(f"{who}: stopped{f'; {cut} request(s) were cut short' if cut else ''}", file=sys.stderr)
     return cut

@@ -42,6 +42,7 @@ class _ServeOptions(Protocol):
     max_body_size: int
     graceful_timeout: float
     header_read_timeout: float
+    max_requests: int
 
 class Server:
     """Serves route plans on a listening socket, on the calling thread."""
@@ -55,12 +56,16 @@ class Server:
         options: _ServeOptions,
         signal_fd: int | None = None,
         ready: Callable[[], object] | None = None,
+        on_max_requests: Callable[[], object] | None = None,
     ) -> int:
-        """Serves until ``shutdown()`` or, with ``signal_fd`` (the read end of Python's
-        signal wake-up descriptor), SIGINT/SIGTERM; a second signal stops at once.
-        ``ready`` is called once connections are accepted. Returns the number of
-        requests cut short. Raises ``ValueError`` for routes that cannot be served
-        together and ``OSError`` for an unusable socket."""
+        """Serves on the listening socket ``fd``, which it takes over (``socket.detach()``)
+        and closes as soon as shutdown starts, until ``shutdown()`` or, with
+        ``signal_fd`` (the read end of Python's signal wake-up descriptor),
+        SIGINT/SIGTERM; a second signal stops at once. ``ready`` is called once
+        connections are accepted, ``on_max_requests`` once ``options.max_requests``
+        requests were answered. Returns the number of requests cut short. Raises
+        ``ValueError`` for routes that cannot be served together and ``OSError`` for
+        an unusable socket."""
     def shutdown(self) -> None:
         """Stops accepting; in-flight requests finish within the grace period."""
 

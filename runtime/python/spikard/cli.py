@@ -9,6 +9,7 @@ takes the remaining arguments (``list[str]``) and returns an exit status.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from importlib.metadata import EntryPoint, entry_points
 
@@ -62,12 +63,62 @@ def _parser(plugins: dict[str, EntryPoint]) -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="on shutdown, how long in-flight requests may take to finish",
     )
+    run.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="worker processes sharing the listening socket (0: one per CPU core); "
+        "more than one, or --max-requests, starts a supervisor that replaces workers that die",
+    )
+    run.add_argument(
+        "--max-requests",
+        type=int,
+        default=0,
+        metavar="N",
+        help="replace a worker after it has answered N requests, without dropping any (0: never)",
+    )
+    run.add_argument(
+        "--max-requests-jitter",
+        type=int,
+        default=0,
+        metavar="N",
+        help="add a random 0..N to each worker's --max-requests, so that workers are not replaced together",
+    )
     return parser
+
+
+def _supervise(args: argparse.Namespace, workers: int) -> int:
+    from spikard._server import bind_socket
+    from spikard.supervisor import Supervisor, WorkerSpec
+
+    try:
+        sock = bind_socket(args.host, args.port)
+    except OSError as error:
+        print(f"spikard: cannot listen on {args.host}:{args.port}: {error.strerror or error}", file=sys.stderr)
+        return 1
+    spec = WorkerSpec(
+        app=args.app,
+        debug=args.debug,
+        graceful_timeout=args.graceful_timeout,
+        max_requests=args.max_requests,
+        max_requests_jitter=args.max_requests_jitter,
+    )
+    with sock:
+        return Supervisor(spec, sock, workers).run()
 
 
 def _run(args: argparse.Namespace) -> int:
     from spikard._server import ServeOptions, bind_socket, serve_main
     from spikard.loading import AppLoadError, load_app
+
+    for name in ("workers", "max_requests", "max_requests_jitter"):
+        if getattr(args, name) < 0:
+            print(f"spikard: --{name.replace('_', '-')} cannot be negative", file=sys.stderr)
+            return 2
+    workers = args.workers or (os.cpu_count() or 1)
+    if workers > 1 or args.max_requests:
+        return _supervise(args, workers)
 
     try:
         app = load_app(args.app)

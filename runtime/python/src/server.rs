@@ -1,7 +1,7 @@
 //! `Server`: serves route plans on a listening socket handed in as a file
 //! descriptor, on the calling thread, until `shutdown()` or a stop signal.
 
-use std::os::fd::{BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,6 +22,8 @@ pub struct ServeOptions {
     pub max_body_size: usize,
     pub graceful_timeout: f64,
     pub header_read_timeout: f64,
+    /// After this many requests, `on_max_requests` is called (0: never).
+    pub max_requests: u64,
 }
 
 #[pyclass(module = "spikard._spikard", frozen)]
@@ -74,6 +76,19 @@ async fn count_stop_signals(fd: OwnedFd, count: watch::Sender<usize>) {
     }
 }
 
+/// Calls `callback` once `app` has answered `limit` requests.
+async fn report_request_limit(app: Arc<App>, limit: u64, callback: Py<PyAny>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    while app.served() < limit {
+        tick.tick().await;
+    }
+    Python::attach(|py| {
+        if let Err(error) = callback.call0(py) {
+            error.print(py);
+        }
+    });
+}
+
 async fn reached(mut count: watch::Receiver<usize>, at_least: usize) {
     if count.wait_for(|c| *c >= at_least).await.is_err() {
         std::future::pending::<()>().await;
@@ -89,11 +104,14 @@ impl Server {
         }
     }
 
-    /// Serves until `shutdown()` is called or, when `signal_fd` is given (the read
-    /// end of Python's signal wake-up descriptor), SIGINT/SIGTERM arrives; a second
-    /// one stops at once. `ready` is called once connections are being accepted.
-    /// Returns how many requests were cut short.
-    #[pyo3(signature = (routes, fd, context, options, signal_fd=None, ready=None))]
+    /// Serves on the listening socket `fd`, which it takes over (and closes as
+    /// soon as shutdown starts), until `shutdown()` is called or, when
+    /// `signal_fd` is given (the read end of Python's signal wake-up
+    /// descriptor), SIGINT/SIGTERM arrives; a second one stops at once. `ready`
+    /// is called once connections are being accepted, `on_max_requests` once
+    /// `options.max_requests` requests have been answered. Returns how many
+    /// requests were cut short.
+    #[pyo3(signature = (routes, fd, context, options, signal_fd=None, ready=None, on_max_requests=None))]
     #[allow(clippy::too_many_arguments)]
     fn serve(
         &self,
@@ -104,7 +122,11 @@ impl Server {
         options: ServeOptions,
         signal_fd: Option<RawFd>,
         ready: Option<Py<PyAny>>,
+        on_max_requests: Option<Py<PyAny>>,
     ) -> PyResult<usize> {
+        // SAFETY: the caller hands the descriptor over (`socket.detach()`); from
+        // here on it is ours alone, and closed when this owner is dropped.
+        let listener_fd = unsafe { OwnedFd::from_raw_fd(fd) };
         let selector_fd: RawFd = context
             .event_loop
             .bind(py)
@@ -136,7 +158,7 @@ impl Server {
             header_read_timeout: Duration::from_secs_f64(options.header_read_timeout),
             graceful_timeout: Duration::from_secs_f64(options.graceful_timeout),
         };
-        let listener = std::net::TcpListener::from(duplicate(fd)?);
+        let listener = std::net::TcpListener::from(listener_fd);
         listener.set_nonblocking(true)?;
         let signals = signal_fd.map(duplicate).transpose()?;
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -148,6 +170,9 @@ impl Server {
             runtime.block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(listener)?;
                 tokio::spawn(drive_loop(bridge, selector_fd));
+                if let (Some(callback), limit @ 1..) = (on_max_requests, options.max_requests) {
+                    tokio::spawn(report_request_limit(app.clone(), limit, callback));
+                }
                 if let Some(ready) = ready {
                     Python::attach(|py| ready.call0(py).map(drop)).map_err(std::io::Error::other)?;
                 }

@@ -1,0 +1,72 @@
+"""A worker process of the supervisor (``spikard/supervisor.py``): serves the app on
+the listening socket it inherited, and reports to the supervisor over its pipe."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ctypes
+import os
+import signal
+import socket
+import sys
+
+from spikard._server import ServeOptions, serve_main
+from spikard.loading import AppLoadError, load_app
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _stop_with_supervisor() -> None:
+    """Linux: a SIGTERM (a graceful stop) when the supervisor dies, however it dies."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="spikard-worker")
+    parser.add_argument("app")
+    parser.add_argument("--fd", type=int, required=True)
+    parser.add_argument("--control-fd", type=int, required=True)
+    parser.add_argument("--graceful-timeout", type=float, default=30.0)
+    parser.add_argument("--max-requests", type=int, default=0)
+    parser.add_argument("--debug", action="store_true")
+    args = parser.parse_args(argv)
+    _stop_with_supervisor()
+    control = socket.socket(fileno=args.control_fd)
+
+    def tell(message: str) -> None:
+        # If the supervisor is gone, the death signal stops us anyway.
+        with contextlib.suppress(OSError):
+            control.sendall(message.encode() + b"\n")
+
+    try:
+        app = load_app(args.app)
+    except AppLoadError as error:
+        print(f"spikard: {error}", file=sys.stderr)
+        return 3
+    sock = socket.socket(fileno=args.fd)
+    options = ServeOptions(
+        debug=args.debug or app.debug,
+        graceful_timeout=args.graceful_timeout,
+        max_requests=args.max_requests,
+    )
+    try:
+        cut = serve_main(
+            app,
+            sock,
+            options,
+            label=f"worker {os.getpid()}",
+            ready=lambda: tell("ready"),
+            on_max_requests=lambda: tell("recycle"),
+        )
+    except ValueError as error:  # routes that cannot be served together
+        print(f"spikard: {error}", file=sys.stderr)
+        return 3
+    tell(f"cut {cut}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,186 @@
+"""``spikard run --workers N`` and ``--max-requests``: a supervisor process and its
+workers, driven over real sockets and real signals."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import http.client
+import json
+import os
+import signal
+import socket
+import threading
+import time
+
+import pytest
+from conftest import http_get
+
+APP = """
+import asyncio, os
+from spikard import Spikard
+
+app = Spikard()
+
+
+@app.get("/pid")
+async def pid():
+    return {"pid": os.getpid()}
+
+
+@app.get("/slow")
+async def slow(seconds: float = 1.0):
+    await asyncio.sleep(seconds)
+    return {"pid": os.getpid(), "slept": seconds}
+"""
+
+
+def pid_of(port: int) -> int:
+    status, body = http_get(port, "/pid")
+    assert status == 200
+    return json.loads(body)["pid"]
+
+
+def pids_seen(port: int, tries: int = 200) -> set[int]:
+    """Worker pids answering over fresh connections (each may land on any worker)."""
+    return {pid_of(port) for _ in range(tries)}
+
+
+def wait_for(condition, timeout: float = 20.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+class Hammer:
+    """A client sending requests back to back on fresh connections from a thread,
+    counting failures, until stopped."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.ok = 0
+        self.failures: list[str] = []
+        self.pids: set[int] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.pids.add(pid_of(self.port))
+                self.ok += 1
+            except (OSError, AssertionError, http.client.HTTPException) as error:
+                self.failures.append(repr(error))
+
+    def __enter__(self) -> Hammer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+
+def test_two_workers_answer_from_two_pids(spikard_server):
+    server = spikard_server(APP, args=["--workers", "2"])
+    wait_for(lambda: len(pids_seen(server.port, 50)) == 2, what="both workers answering")
+    pids = pids_seen(server.port)
+    assert len(pids) == 2
+    assert server.proc.pid not in pids  # the supervisor itself does not serve
+    assert server.stop(signal.SIGTERM) == 0
+    assert "stopped" in server.stderr
+
+
+def test_a_killed_worker_is_replaced_while_the_other_keeps_serving(spikard_server):
+    server = spikard_server(APP, args=["--workers", "2"])
+    wait_for(lambda: len(pids_seen(server.port, 50)) == 2, what="both workers answering")
+    before = pids_seen(server.port)
+    victim = min(before)
+    with Hammer(server.port) as hammer:
+        os.kill(victim, signal.SIGKILL)
+        wait_for(lambda: len(pids_seen(server.port, 50) - before) == 1, what="a replacement worker")
+    assert hammer.ok > 0
+    # A connection already accepted by the killed worker may fail; the survivor kept serving.
+    assert len(hammer.failures) <= 2, hammer.failures
+    wait_for(lambda: len(pids_seen(server.port, 50)) == 2, what="two workers again")
+    after = pids_seen(server.port)
+    assert victim not in after
+    assert len(after & before) == 1  # the survivor still serves
+    assert f"worker {victim} died" in server.stderr
+    assert server.stop() == 0
+
+
+def test_sigterm_lets_fifty_slow_requests_finish_and_refuses_new_connections(spikard_server):
+    server = spikard_server(APP, args=["--workers", "2", "--graceful-timeout", "10"])
+    wait_for(lambda: len(pids_seen(server.port, 50)) == 2, what="both workers answering")
+    with concurrent.futures.ThreadPoolExecutor(50) as pool:
+        futures = [pool.submit(http_get, server.port, "/slow?seconds=1.5", timeout=20) for _ in range(50)]
+        time.sleep(0.5)  # every request is in flight
+        started = time.monotonic()
+        server.proc.send_signal(signal.SIGTERM)
+        time.sleep(0.3)
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", server.port), timeout=2).close()
+        results = [future.result() for future in futures]
+    assert [status for status, _ in results] == [200] * 50
+    assert server.wait(timeout=15) == 0
+    assert time.monotonic() - started < 10
+    assert "request(s) were cut short" not in server.stderr
+
+
+def test_past_a_short_grace_period_the_exit_is_still_clean(spikard_server):
+    server = spikard_server(APP, args=["--workers", "2", "--graceful-timeout", "0.5"])
+    wait_for(lambda: len(pids_seen(server.port, 50)) == 2, what="both workers answering")
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        futures = [pool.submit(http_get, server.port, "/slow?seconds=30", timeout=20) for _ in range(4)]
+        time.sleep(0.5)
+        started = time.monotonic()
+        assert server.stop(signal.SIGTERM, timeout=15) == 0
+        assert time.monotonic() - started < 8
+        for future in futures:
+            with pytest.raises((OSError, http.client.HTTPException)):
+                future.result()
+    assert "4 request(s) were cut short" in server.stderr
+
+
+def test_sighup_replaces_every_worker_without_a_failed_request(spikard_server):
+    server = spikard_server(APP, args=["--workers", "2"])
+    wait_for(lambda: len(pids_seen(server.port, 50)) == 2, what="both workers answering")
+    before = pids_seen(server.port)
+    with Hammer(server.port) as hammer:
+        time.sleep(0.3)
+        server.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: not (pids_seen(server.port, 30) & before), timeout=30, what="new workers only")
+        time.sleep(0.3)
+    assert hammer.failures == []
+    assert hammer.ok > 50
+    assert len(pids_seen(server.port)) == 2
+    assert server.stop() == 0
+
+
+def test_max_requests_recycles_workers_without_a_failed_request(spikard_server):
+    server = spikard_server(APP, args=["--workers", "1", "--max-requests", "100", "--max-requests-jitter", "20"])
+    first = pid_of(server.port)
+    with Hammer(server.port) as hammer:
+        wait_for(lambda: len(hammer.pids) >= 3, timeout=60, what="two recycles")
+    assert hammer.failures == []
+    assert first in hammer.pids
+    assert "served its share of requests" in server.stderr
+    assert server.stop() == 0
+
+
+def test_an_app_that_cannot_start_makes_the_supervisor_exit_nonzero(spikard_server):
+    server = spikard_server("import no_such_module_anywhere\n", args=["--workers", "2"], wait=False)
+    status = server.wait(timeout=60)
+    assert status != 0
+    assert "could not start" in server.stderr
+    assert "no_such_module_anywhere" in server.stderr
+
+
+def test_workers_zero_means_one_per_core(spikard_server):
+    server = spikard_server(APP, args=["--workers", "0"])
+    cores = os.cpu_count() or 1
+    wait_for(lambda: len(pids_seen(server.port, 50)) == cores, what="a worker per core")
+    assert server.stop() == 0
