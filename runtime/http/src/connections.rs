@@ -34,8 +34,10 @@ pub struct RequestsBegun {
 
 impl RequestsBegun {
     pub fn begin(&self) {
-        self.count.fetch_add(1, Ordering::Relaxed);
-        self.changed.notify_waiters();
+        // Only the first request matters to a shutdown waiting on it.
+        if self.count.fetch_add(1, Ordering::Relaxed) == 0 {
+            self.changed.notify_waiters();
+        }
     }
 
     async fn first(&self) {
