@@ -86,7 +86,7 @@ def _schema_and_converter(arg: _Arg, where: str) -> tuple[dict[str, Any] | None,
     annotation = arg.annotation
     if annotation is inspect.Parameter.empty:
         annotation = Any
-    inner = _strip_none(annotation)
+    inner, _ = strip_optional(annotation)
     if inner is Any:
         return None, None
     from_pydantic = pydantic_body(inner)
@@ -99,12 +99,14 @@ def _schema_and_converter(arg: _Arg, where: str) -> tuple[dict[str, Any] | None,
     return _as_fastapi_reads(schema), converter_for(inner)
 
 
-def _strip_none(tp: Any) -> Any:
+def strip_optional(tp: Any) -> tuple[Any, bool]:
+    """``X | None`` -> ``(X, True)``; ``X | Y | None`` -> ``(X | Y, True)``."""
     if typing.get_origin(tp) in (typing.Union, types.UnionType):
         members = [m for m in typing.get_args(tp) if m is not type(None)]
-        if len(members) == 1:
-            return members[0]
-    return tp
+        if len(members) < len(typing.get_args(tp)):
+            inner = members[0] if len(members) == 1 else typing.Union[tuple(members)]  # noqa: UP007
+            return inner, True
+    return tp, False
 
 
 def converter_for(tp: Any, *, from_attributes: bool = False) -> Callable[[Any], Any] | None:

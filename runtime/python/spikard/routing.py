@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-import types
 import typing
 import uuid
 from collections.abc import Callable, Mapping
-from typing import Annotated, Any, Union
+from typing import Annotated, Any
 
 import msgspec
 
 from spikard import _spikard
-from spikard._bodies import converter_for, plan_body
+from spikard._bodies import converter_for, plan_body, strip_optional
 from spikard._plan import ParamPlan, RoutePlan
 from spikard.params import Body, Header, Param
 from spikard.pydantic_support import uses_pydantic
@@ -149,16 +148,6 @@ def _arguments(endpoint: Callable[..., Any], where: str) -> list[_Arg]:
     return args
 
 
-def _strip_optional(tp: Any) -> tuple[Any, bool]:
-    """``X | None`` -> ``(X, True)``."""
-    if typing.get_origin(tp) in (Union, types.UnionType):
-        members = [m for m in typing.get_args(tp) if m is not type(None)]
-        if len(members) < len(typing.get_args(tp)):
-            inner = members[0] if len(members) == 1 else Union[tuple(members)]  # noqa: UP007
-            return inner, True
-    return tp, False
-
-
 def _is_model(tp: Any) -> bool:
     return isinstance(tp, type) and (
         issubclass(tp, msgspec.Struct) or dataclasses.is_dataclass(tp) or uses_pydantic(tp)
@@ -166,7 +155,7 @@ def _is_model(tp: Any) -> bool:
 
 
 def _is_body_type(tp: Any) -> bool:
-    tp, _ = _strip_optional(tp)
+    tp, _ = strip_optional(tp)
     origin = typing.get_origin(tp) or tp
     if _is_model(tp) or origin in (dict, Mapping) or typing.is_typeddict(tp):
         return True
@@ -199,7 +188,7 @@ def _param_plan(arg: _Arg, source: str, path_params: dict[str, str | None], wher
         declared = _PATH_CONVERTER_TYPES.get(converter_name) if converter_name else None
         if annotation is inspect.Parameter.empty:
             annotation = declared or str
-        elif declared is not None and _strip_optional(annotation)[0] is not declared:
+        elif declared is not None and strip_optional(annotation)[0] is not declared:
             raise TypeError(
                 f"{where}: path parameter '{key}' is declared '{{{key}:{converter_name}}}' "
                 f"but annotated {_type_name(annotation)}"
@@ -209,7 +198,7 @@ def _param_plan(arg: _Arg, source: str, path_params: dict[str, str | None], wher
     if source == "header" and not (marker and marker.alias):
         convert = getattr(marker, "convert_underscores", True) if isinstance(marker, Header) else True
         key = key.replace("_", "-") if convert else key
-    inner, _ = _strip_optional(annotation)
+    inner, _ = strip_optional(annotation)
     item, is_list = inner, False
     origin = typing.get_origin(inner)
     if origin in (list, set, frozenset, tuple) or inner in (list, set, frozenset, tuple):
