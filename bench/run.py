@@ -82,17 +82,26 @@ def servers(variants: list[str], baseline: Path | None) -> list[Server]:
     ceiling = ROOT / "target" / "release" / "spikard-ceiling"
     ports = [free_port() for _ in range(4 + len(variants))]
 
-    def spikard(app: str, port: int) -> list[str]:
-        return [python, "-m", "spikard.cli", "run", str(BENCH / "apps" / app), "--port", str(port)]
+    def spikard(app: str, port: int, *flags: str) -> list[str]:
+        return [python, "-m", "spikard.cli", "run", str(BENCH / "apps" / app), "--port", str(port), *flags]
+
+    # Like uvicorn here, spikard runs without its access log; the 'logged' variant has it.
+    quiet = "--no-access-log"
 
     uvicorn = [python, "-m", "uvicorn", "fastapi_app:app", "--app-dir", str(BENCH / "apps")]
     uvicorn += ["--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning"]
     return [
-        Server("spikard", spikard("spikard_app.py", ports[0]), ports[0]),
+        Server("spikard", spikard("spikard_app.py", ports[0], quiet), ports[0]),
         Server("FastAPI", [*uvicorn, "--port", str(ports[1])], ports[1]),
         Server("ceiling", [str(ceiling), f"127.0.0.1:{ports[2]}"], ports[2]),
         *(
-            Server(f"spikard-{variant}", spikard(f"spikard_{variant}_app.py", port), port)
+            Server(
+                f"spikard-{variant}",
+                spikard("spikard_app.py", port)
+                if variant == "logged"
+                else spikard(f"spikard_{variant}_app.py", port, quiet),
+                port,
+            )
             for variant, port in zip(variants, ports[4:], strict=True)
         ),
         *(
@@ -270,7 +279,8 @@ def main() -> int:
         "--variants",
         default="",
         help="comma-separated spikard variants to measure too, from bench/apps/spikard_VARIANT_app.py: "
-        "'suspend' (every handler suspends once), 'hop' (one cross-thread hop per request)",
+        "'suspend' (every handler suspends once), 'hop' (one cross-thread hop per request); "
+        "also 'logged': the spikard app with its access log on (written to /dev/null)",
     )
     parser.add_argument("--workloads", default="", help="comma-separated workload names to run (default: all)")
     parser.add_argument(
@@ -329,7 +339,7 @@ def main() -> int:
             f"Server pinned to CPU {SERVER_CPU}, wrk (1 thread, {connections} connections) on CPU {LOAD_CPU}; "
             f"{args.rounds} interleaved rounds of {args.duration} s; req/s and latencies are medians over rounds, "
             "ratios the median of the ratios within each round. "
-            "FastAPI on uvicorn (uvloop, httptools, one worker, no access log); "
+            "FastAPI on uvicorn (uvloop, httptools, one worker, no access log); spikard without its access log; "
             "ceiling = the same routes on spikard-http with Rust handlers.",
             "",
             table(results, workloads),

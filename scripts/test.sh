@@ -18,4 +18,6 @@ echo "test: Rust core (cargo test -p spikard-http)" >&2
 cargo test --quiet -p spikard-http
 
 echo "test: pytest over real sockets" >&2
+# tests/test_nginx.py puts nginx in front of two instances: install Debian's nginx if missing.
+bash scripts/ensure-nginx.sh
 python3 -m pytest -q tests

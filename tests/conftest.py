@@ -67,21 +67,35 @@ def http_get(port: int, path: str, *, timeout: float = 10.0, host: str = "127.0.
 
 
 class SpikardProcess:
-    """A ``spikard run`` (or other) server subprocess; stderr goes to a file."""
+    """A ``spikard run`` (or other) server subprocess; stderr (and stdout, where the
+    access log goes, when ``stdout_path`` is given) go to files."""
 
-    def __init__(self, args: Sequence[str], cwd: Path, port: int, stderr_path: Path) -> None:
+    def __init__(
+        self, args: Sequence[str], cwd: Path, port: int, stderr_path: Path, stdout_path: Path | None = None
+    ) -> None:
         self.args = list(args)
         self.port = port
         self.stderr_path = stderr_path
+        self.stdout_path = stdout_path
         self._stderr = stderr_path.open("wb")
+        self._stdout = stdout_path.open("wb") if stdout_path else None
         self.proc = subprocess.Popen(
-            self.args, cwd=cwd, stdout=subprocess.DEVNULL, stderr=self._stderr, stdin=subprocess.DEVNULL
+            self.args,
+            cwd=cwd,
+            stdout=self._stdout or subprocess.DEVNULL,
+            stderr=self._stderr,
+            stdin=subprocess.DEVNULL,
         )
 
     @property
     def stderr(self) -> str:
         self._stderr.flush()
         return self.stderr_path.read_text(errors="replace")
+
+    @property
+    def stdout(self) -> str:
+        assert self.stdout_path is not None, "started without stdout_path"
+        return self.stdout_path.read_text(errors="replace")
 
     def wait_serving(self, timeout: float = STARTUP_TIMEOUT) -> None:
         """Waits until the server answers an HTTP request (any status): by then it
@@ -117,6 +131,8 @@ class SpikardProcess:
             self.proc.kill()
             self.proc.wait(timeout=10)
         self._stderr.close()
+        if self._stdout:
+            self._stdout.close()
 
 
 def write_app(folder: Path, source: str, name: str = "app.py") -> Path:
@@ -143,7 +159,8 @@ def spikard_server(tmp_path: Path) -> Iterator[Callable[..., SpikardProcess]]:
             write_app(tmp_path, source, name)
         port = free_port()
         command = [*spikard_command(), "run", target or name, "--port", str(port), *args]
-        server = SpikardProcess(command, tmp_path, port, tmp_path / f"stderr-{len(started)}.txt")
+        n = len(started)
+        server = SpikardProcess(command, tmp_path, port, tmp_path / f"stderr-{n}.txt", tmp_path / f"stdout-{n}.txt")
         started.append(server)
         if wait:
             server.wait_serving()

@@ -7,7 +7,9 @@
 #   bash bench/instructions/run.sh [BASELINE_DIR]
 #
 # BASELINE_DIR: an earlier build installed with `pip install --target DIR REV`,
-# measured beside the installed spikard. Needs valgrind (apt-get install valgrind).
+# measured beside the installed spikard. CURRENT_ARGS: extra `spikard run` options
+# for the installed build only (say, --no-access-log, which older builds lack).
+# Needs valgrind (apt-get install valgrind).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 python="$(python -c 'import sys; print(sys.executable)')"
@@ -16,8 +18,10 @@ out="$(mktemp -d)"
 port=$(python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 
 count() { # build pythonpath kind n -> instructions
+  local extra=()
+  [ "$1" = current ] && read -ra extra <<< "${CURRENT_ARGS:-}"
   PYTHONHASHSEED=0 PYTHONPATH="$2" valgrind --tool=callgrind --callgrind-out-file="$out/cg.%p" \
-    "$python" -m spikard.cli run "$here/app.py" --port "$port" > "$out/log" 2>&1 &
+    "$python" -m spikard.cli run "$here/app.py" --port "$port" "${extra[@]}" > "$out/log" 2>&1 &
   python "$here/client.py" "$port" "$3" "$4"
   pkill -INT -f "callgrind.*--port $port"
   while pgrep -f "callgrind.*--port $port" > /dev/null; do sleep 0.5; done

@@ -1,21 +1,24 @@
 //! The request pipeline: match the route, extract and validate parameters and
 //! body, call the handler, and turn every failure into a problem response.
 
+use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::Bytes;
 use futures_util::FutureExt;
-use std::net::SocketAddr;
-use std::sync::Arc;
 
 use http::request::Parts;
 use http::{Method, Request, Response, StatusCode};
 
+use crate::access_log::{AccessLog, AccessRecord};
 use crate::body;
 use crate::handler::{Fallback, HandlerFuture, InvalidRequest, RequestData, ResponseBody};
 use crate::params::{self, RawInputs};
 use crate::problem::{allow_list, Problem};
+use crate::remote::{ProxyTrust, Remote};
 use crate::router::{Lookup, Router};
 
 /// Request handling settings.
@@ -25,6 +28,8 @@ pub struct AppConfig {
     pub max_body_size: usize,
     /// Show handler faults (tracebacks, panic messages) in 500 responses.
     pub debug: bool,
+    /// Believe proxy headers from these peers (`None`: take peers as they are).
+    pub proxy: Option<ProxyTrust>,
 }
 
 impl Default for AppConfig {
@@ -32,6 +37,7 @@ impl Default for AppConfig {
         AppConfig {
             max_body_size: 10 * 1024 * 1024,
             debug: false,
+            proxy: None,
         }
     }
 }
@@ -43,6 +49,7 @@ pub struct App {
     in_flight: AtomicUsize,
     served: AtomicU64,
     fallback: Option<Arc<dyn Fallback>>,
+    access_log: Option<Arc<AccessLog>>,
 }
 
 impl App {
@@ -53,7 +60,14 @@ impl App {
             in_flight: AtomicUsize::new(0),
             served: AtomicU64::new(0),
             fallback: None,
+            access_log: None,
         }
+    }
+
+    /// Records every answered request in `log`.
+    pub fn with_access_log(mut self, log: Arc<AccessLog>) -> Self {
+        self.access_log = Some(log);
+        self
     }
 
     /// Lets `fallback` answer requests no route takes.
@@ -80,36 +94,58 @@ impl App {
         self.in_flight.load(Ordering::Relaxed)
     }
 
-    /// Answers one request. Never fails: a panic anywhere below becomes a 500.
+    /// Answers one request from `peer` (`None`: a connection without an
+    /// address, such as a Unix socket). Never fails: a panic anywhere below
+    /// becomes a 500.
     pub async fn handle<B>(
         &self,
         request: Request<B>,
-        client: Option<SocketAddr>,
+        peer: Option<SocketAddr>,
     ) -> Response<ResponseBody>
     where
         B: http_body::Body<Data = Bytes>,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
+        let remote = match &self.config.proxy {
+            Some(trust) => trust.resolve(peer, request.headers()),
+            None => Remote::direct(peer),
+        };
+        let logged = self.access_log.as_ref().map(|log| {
+            let record = AccessRecord {
+                client: remote.client.clone(),
+                method: request.method().clone(),
+                target: request.uri().path_and_query().map_or_else(
+                    || request.uri().path().to_owned(),
+                    |pq| pq.as_str().to_owned(),
+                ),
+                version: request.version(),
+                status: 0,
+                duration: Default::default(),
+            };
+            (log, record, Instant::now())
+        });
         self.in_flight.fetch_add(1, Ordering::Relaxed);
-        let outcome = AssertUnwindSafe(self.dispatch(request, client))
+        let outcome = AssertUnwindSafe(self.dispatch(request, remote))
             .catch_unwind()
             .await;
         self.in_flight.fetch_sub(1, Ordering::Relaxed);
         self.served.fetch_add(1, Ordering::Relaxed);
-        match outcome {
+        let response = match outcome {
             Ok(response) => response,
             // The panic hook has already printed the message and location.
             Err(panic) => {
                 Problem::internal(self.config.debug.then(|| panic_message(&*panic))).into_response()
             }
+        };
+        if let Some((log, mut record, start)) = logged {
+            record.duration = start.elapsed();
+            record.status = response.status().as_u16();
+            log.record(record);
         }
+        response
     }
 
-    async fn dispatch<B>(
-        &self,
-        request: Request<B>,
-        client: Option<SocketAddr>,
-    ) -> Response<ResponseBody>
+    async fn dispatch<B>(&self, request: Request<B>, remote: Remote) -> Response<ResponseBody>
     where
         B: http_body::Body<Data = Bytes>,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -131,12 +167,12 @@ impl App {
             Lookup::Options(allowed) => return options_response(&allowed),
             Lookup::MethodNotAllowed(allowed) => {
                 return self
-                    .unrouted(head, client, StatusCode::METHOD_NOT_ALLOWED, &allowed)
+                    .unrouted(head, remote, StatusCode::METHOD_NOT_ALLOWED, &allowed)
                     .await
             }
             Lookup::NotFound => {
                 return self
-                    .unrouted(head, client, StatusCode::NOT_FOUND, &[])
+                    .unrouted(head, remote, StatusCode::NOT_FOUND, &[])
                     .await
             }
         };
@@ -157,7 +193,7 @@ impl App {
             let path_params = path_params(&route.path_names, &path_values);
             let invalid = InvalidRequest {
                 head,
-                client,
+                remote,
                 path_params,
                 body,
                 errors,
@@ -179,7 +215,7 @@ impl App {
             raw_body,
             path_params,
             head,
-            client,
+            remote,
         };
         self.answer(route.handler.call(request)).await
     }
@@ -188,7 +224,7 @@ impl App {
     async fn unrouted(
         &self,
         head: Parts,
-        client: Option<SocketAddr>,
+        remote: Remote,
         status: StatusCode,
         allowed: &[Method],
     ) -> Response<ResponseBody> {
@@ -198,7 +234,7 @@ impl App {
             Problem::not_found(head.uri.path())
         };
         match &self.fallback {
-            Some(fallback) => match fallback.answer(head, client, status, allowed) {
+            Some(fallback) => match fallback.answer(head, remote, status, allowed) {
                 Some(answer) => self.answer(answer).await,
                 None => problem.into_response(),
             },

@@ -3,7 +3,6 @@
 //! request.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::pin::Pin;
 
 use bytes::Bytes;
@@ -13,6 +12,7 @@ use http_body_util::Full;
 use serde_json::Value;
 
 use crate::problem::FieldError;
+use crate::remote::Remote;
 
 /// The body type of every response the core writes.
 pub type ResponseBody = Full<Bytes>;
@@ -32,8 +32,8 @@ pub struct RequestData {
     pub path_params: Vec<(String, String)>,
     /// Method, URI and headers as received.
     pub head: Parts,
-    /// The client's address, when the connection has one.
-    pub client: Option<SocketAddr>,
+    /// Where the request came from (behind a trusted proxy, what it reported).
+    pub remote: Remote,
 }
 
 /// Answers requests no route takes (404, or 405 with the allowed methods) when
@@ -42,7 +42,7 @@ pub trait Fallback: Send + Sync + 'static {
     fn answer(
         &self,
         head: Parts,
-        client: Option<SocketAddr>,
+        remote: Remote,
         status: http::StatusCode,
         allowed: &[http::Method],
     ) -> Option<HandlerFuture>;
@@ -52,7 +52,7 @@ pub trait Fallback: Send + Sync + 'static {
 #[derive(Debug)]
 pub struct InvalidRequest {
     pub head: Parts,
-    pub client: Option<SocketAddr>,
+    pub remote: Remote,
     pub path_params: Vec<(String, String)>,
     /// The parsed body, when it was JSON (whether or not it passed its schema).
     pub body: Option<Value>,

@@ -6,6 +6,7 @@
 //! checks JSON Schemas before the handler is called, and [`problem`] turns every
 //! failure into an RFC 9457 response.
 
+pub mod access_log;
 pub mod app;
 pub mod body;
 pub mod connections;
@@ -14,10 +15,12 @@ pub mod handler;
 pub mod params;
 pub mod path;
 pub mod problem;
+pub mod remote;
 pub mod router;
 pub mod server;
 pub mod validation;
 
+pub use access_log::{AccessLog, AccessRecord};
 pub use app::{App, AppConfig};
 pub use body::BodySpec;
 pub use handler::{
@@ -26,5 +29,6 @@ pub use handler::{
 };
 pub use params::{ParamSource, ParamSpec, Scalar};
 pub use problem::{FieldError, LocSegment, Problem};
+pub use remote::{ClientAddr, ProxyTrust, Remote, Scheme};
 pub use router::{RouteSpec, Router, RouterBuilder};
-pub use server::{serve, ServeReport, ServerConfig};
+pub use server::{serve, Listener, ServeReport, ServerConfig, Warn};

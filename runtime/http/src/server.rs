@@ -1,37 +1,56 @@
-//! The server: accepts connections on a listener it is given, serves them with
-//! hyper-util's connection builder (HTTP/1.1 and HTTP/2), and shuts down
-//! gracefully.
+//! The server: accepts connections on a listener it is given (TCP or a Unix
+//! socket), serves them with hyper-util's connection builder (HTTP/1.1 and
+//! HTTP/2) within a limit on open connections, and shuts down gracefully.
 //!
 //! The listener is bound by the caller, so that a socket bound once by a
 //! supervisor, or handed in as a file descriptor, is served the same way.
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use tokio::net::TcpListener;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, UnixListener};
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
 
 use crate::app::App;
-use crate::connections::{Connections, RequestsBegun};
+use crate::connections::{Activity, Connections, Timeouts, Watched};
+
+/// Says something worth an operator's attention (the binding logs it).
+pub type Warn = Arc<dyn Fn(String) + Send + Sync>;
 
 /// Connection settings.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct ServerConfig {
-    /// A client must send a complete request head within this time.
-    pub header_read_timeout: Duration,
+    /// A client must send a complete request head within this time of
+    /// connecting, or of the first byte of a later request (`None`: no limit).
+    pub header_read_timeout: Option<Duration>,
+    /// An idle keep-alive connection is closed after this time; zero closes
+    /// every connection after one response (`None`: never).
+    pub keep_alive: Option<Duration>,
+    /// At most this many connections are open at once; past it, new ones wait
+    /// in the listen queue (0: no limit).
+    pub max_connections: usize,
     /// After shutdown starts, in-flight requests get this long to finish.
     pub graceful_timeout: Duration,
+    pub warn: Warn,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
-            header_read_timeout: Duration::from_secs(30),
+            header_read_timeout: Some(Duration::from_secs(10)),
+            keep_alive: Some(Duration::from_secs(5)),
+            max_connections: 0,
             graceful_timeout: Duration::from_secs(30),
+            warn: Arc::new(|message| eprintln!("spikard: {message}")),
         }
     }
 }
@@ -43,55 +62,119 @@ pub struct ServeReport {
     pub cut_requests: usize,
 }
 
+/// A listening socket the server accepts from.
+pub trait Listener: Send + 'static {
+    type Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static;
+    /// The next connection and its peer's address, if it has one.
+    fn accept(&self)
+        -> impl Future<Output = io::Result<(Self::Stream, Option<SocketAddr>)>> + Send;
+}
+
+impl Listener for TcpListener {
+    type Stream = tokio::net::TcpStream;
+    async fn accept(&self) -> io::Result<(Self::Stream, Option<SocketAddr>)> {
+        let (stream, peer) = TcpListener::accept(self).await?;
+        // Responses are small and written whole: send them now.
+        let _ = stream.set_nodelay(true);
+        Ok((stream, Some(peer)))
+    }
+}
+
+impl Listener for UnixListener {
+    type Stream = tokio::net::UnixStream;
+    async fn accept(&self) -> io::Result<(Self::Stream, Option<SocketAddr>)> {
+        let (stream, _) = UnixListener::accept(self).await?;
+        Ok((stream, None))
+    }
+}
+
+/// How often a full connection table is reported while it stays full.
+const FULL_REPORT_INTERVAL: Duration = Duration::from_secs(60);
+
 /// Serves `app` on `listener` until `shutdown` completes, then stops accepting
 /// and lets open connections finish within the grace period.
-pub async fn serve<F>(
-    listener: TcpListener,
+pub async fn serve<L, F>(
+    listener: L,
     app: Arc<App>,
     config: &ServerConfig,
     shutdown: F,
 ) -> ServeReport
 where
+    L: Listener,
     F: Future<Output = ()>,
 {
     let mut builder = auto::Builder::new(TokioExecutor::new());
+    let keep_alive = config.keep_alive != Some(Duration::ZERO);
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(config.header_read_timeout)
-        .keep_alive(true);
+        // The connection watchdog times head reads and idle time apart.
+        .header_read_timeout(None)
+        .keep_alive(keep_alive);
     builder.http2().timer(TokioTimer::new());
     let builder = Arc::new(builder);
+    let timeouts = Timeouts {
+        keep_alive: config.keep_alive,
+        header_read: config.header_read_timeout,
+    };
+    let limit = match config.max_connections {
+        0 => Semaphore::MAX_PERMITS,
+        n => n.min(Semaphore::MAX_PERMITS),
+    };
+    let slots = Arc::new(Semaphore::new(limit));
+    let mut reported_full: Option<Instant> = None;
     let connections = Connections::new();
     tokio::pin!(shutdown);
     loop {
+        // Past the limit, connections wait in the kernel's listen queue (or are
+        // taken by another worker sharing the socket) until one closes here.
+        let slot = match slots.clone().try_acquire_owned() {
+            Ok(slot) => slot,
+            Err(_) => {
+                if reported_full.is_none_or(|at| at.elapsed() >= FULL_REPORT_INTERVAL) {
+                    reported_full = Some(Instant::now());
+                    (config.warn)(format!(
+                        "{limit} connections are open, the limit (--max-connections); \
+                         new ones wait until one closes"
+                    ));
+                }
+                tokio::select! {
+                    slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
+                    () = &mut shutdown => break,
+                }
+            }
+        };
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    // Responses are small and written whole: send them now.
-                    let _ = stream.set_nodelay(true);
                     let app = app.clone();
                     let builder = builder.clone();
                     let connections = connections.clone();
                     tokio::spawn(async move {
-                        let begun = Arc::new(RequestsBegun::default());
-                        let counted = begun.clone();
+                        let activity = Activity::new();
+                        let watched = activity.clone();
                         let service = service_fn(move |request| {
-                            counted.begin();
+                            let serving = watched.begin();
                             let app = app.clone();
-                            async move { Ok::<_, Infallible>(app.handle(request, Some(peer)).await) }
+                            async move {
+                                let response = app.handle(request, peer).await;
+                                drop(serving);
+                                Ok::<_, Infallible>(response)
+                            }
                         });
                         // A connection error (a client gone mid-request, a bad
                         // request head hyper already answered) ends only that
                         // connection.
-                        let connection = builder.serve_connection(TokioIo::new(stream), service);
-                        connections.serve(connection, begun).await;
+                        let io = TokioIo::new(Watched::new(stream, activity.clone()));
+                        let connection = builder.serve_connection(io, service);
+                        connections.serve(connection, activity, timeouts).await;
+                        drop(slot);
                     });
                 }
                 Err(error) => {
                     // Out of file descriptors and the like: back off briefly
                     // rather than spin, and keep serving.
-                    eprintln!("spikard: accept failed: {error}");
+                    (config.warn)(format!("accepting a connection failed: {error}"));
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             },

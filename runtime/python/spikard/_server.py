@@ -4,10 +4,13 @@ and stop signals. Used by ``Spikard.run``, ``spikard run`` and the TestClient.""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import errno
 import gc
+import os
 import signal
 import socket
-import sys
+import stat
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -16,6 +19,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from spikard import _asyncio_bridge as bridge
+from spikard import _logging as logs
 from spikard import _responding as responding
 from spikard import _spikard, encoding
 from spikard._errors import report_error
@@ -29,16 +33,25 @@ if TYPE_CHECKING:
 
 DEFAULT_MAX_BODY_SIZE = 10 * 1024 * 1024
 DEFAULT_SYNC_WORKERS = 40
+DEFAULT_BACKLOG = 2048
 
 
 @dataclass(frozen=True)
 class ServeOptions:
+    """How a server serves; the defaults are ``spikard run``'s."""
+
     debug: bool = False
     max_body_size: int = DEFAULT_MAX_BODY_SIZE
     graceful_timeout: float = 30.0
-    header_read_timeout: float = 30.0
+    header_read_timeout: float = 10.0  # seconds for a request head to arrive (0: no limit)
+    keep_alive: float = 5.0  # seconds an idle connection stays open (0: no keep-alive)
+    max_connections: int = 10_000  # open at once; more wait in the listen queue (0: no limit)
     sync_workers: int = DEFAULT_SYNC_WORKERS
     max_requests: int = 0  # after this many requests, tell the supervisor (0: never)
+    access_log: bool = True  # through logger ``spikard.access``, when it is enabled for INFO
+    proxy_headers: bool = True  # believe Forwarded / X-Forwarded-* from forwarded_allow_ips
+    forwarded_allow_ips: str = "127.0.0.1"
+    root_path: str = ""  # where a proxy mounts the app, for ``request.url``
 
 
 @dataclass(frozen=True)
@@ -66,12 +79,55 @@ class ServeContext:
     validation_error_handler: Callable[[list[dict[str, Any]], Any], Any] | None
     # (status, allowed) -> handler, when the app answers unrouted requests itself.
     for_status: Callable[[int, list[str]], Any] | None
+    root_path: str
+    write_access: Callable[[list[Any]], None]
+    access_console: Callable[[], Callable[[list[str]], None] | None]
+    warn: Callable[[str], None]
 
 
-def bind_socket(host: str, port: int, backlog: int = 2048) -> socket.socket:
+def bind_socket(host: str, port: int, backlog: int = DEFAULT_BACKLOG) -> socket.socket:
     """Binds and listens; ``OSError`` says why not."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     return socket.create_server((host, port), family=family, backlog=backlog)
+
+
+def bind_unix(path: str, backlog: int = DEFAULT_BACKLOG) -> socket.socket:
+    """Binds a Unix socket at ``path``, readable and writable by every local user (a
+    proxy often runs as another user; restrict access with the directory's mode).
+    A socket file left by a server that is gone is replaced; a live one is not."""
+    with contextlib.suppress(FileNotFoundError):
+        if not stat.S_ISSOCK(os.stat(path).st_mode):
+            raise OSError(errno.EEXIST, f"{path} exists and is not a socket")
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+            try:
+                probe.connect(path)
+            except ConnectionRefusedError:
+                os.unlink(path)
+            else:
+                raise OSError(errno.EADDRINUSE, f"a server is already listening on {path}")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.bind(path)
+        os.chmod(path, 0o666)
+        sock.listen(backlog)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def remove_unix(path: str) -> None:
+    """Removes the socket file a server bound, at its end."""
+    with contextlib.suppress(OSError):
+        os.unlink(path)
+
+
+def describe(sock: socket.socket) -> str:
+    """``http://127.0.0.1:8000``, ``http://[::1]:8000`` or ``unix:/run/app.sock``."""
+    if sock.family == socket.AF_UNIX:
+        return f"unix:{sock.getsockname()}"
+    host, port = sock.getsockname()[:2]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 def _ignore_signal(signum: int, frame: Any) -> None:
@@ -139,7 +195,14 @@ def serve_socket(
         rejection_errors=rejection_errors,
         validation_error_handler=responding.validation_error_handler(app),
         for_status=responding.status_handler(app),
+        root_path=options.root_path.rstrip("/"),
+        write_access=logs.write_access,
+        access_console=logs.access_console,
+        warn=logs.warn,
     )
+    # With the access logger off (``--log-level warning``), nothing is recorded.
+    options = dataclasses.replace(options, access_log=options.access_log and logs.access_enabled())
+    unix = sock.family == socket.AF_UNIX
     routes = list(app.routes)
     signals = _stop_signals() if handle_signals else contextlib.nullcontext(None)
     try:
@@ -149,7 +212,9 @@ def serve_socket(
         loop.enter()
         try:
             with signals as signal_fd:
-                return server.serve(routes, sock.detach(), context, options, signal_fd, ready, on_max_requests)
+                return server.serve(
+                    routes, sock.detach(), context, options, signal_fd, ready, on_max_requests, unix=unix
+                )
         finally:
             loop.leave()
             loop.run_until_complete(app.shutdown())
@@ -171,16 +236,15 @@ def serve_main(
     """Serves on the main thread with stop signals, saying so on stderr; for
     ``Spikard.run``, ``spikard run`` and supervised workers (``label``). Returns the
     number of requests cut short."""
-    host, port = sock.getsockname()[:2]
-    address = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+    address = describe(sock)
     what = f"{name} " if name else ""
-    who = f"spikard {label}" if label else "spikard"
+    who = f"{label}: " if label else ""
 
     def announce() -> None:
         if label:
-            print(f"{who}: serving", file=sys.stderr)
+            logs.info(f"{who}serving")
         else:
-            print(f"spikard: serving {what}on {address} (Ctrl-C to stop)", file=sys.stderr)
+            logs.info(f"serving {what}on {address} (Ctrl-C to stop)")
         if ready is not None:
             ready()
 
@@ -189,5 +253,5 @@ def serve_main(
     gc.collect()
     gc.freeze()
     cut = serve_socket(app, sock, options, ready=announce, on_max_requests=on_max_requests)
-    print(f"{who}: stopped{f'; {cut} request(s) were cut short' if cut else ''}", file=sys.stderr)
+    logs.info(f"{who}stopped{f'; {cut} request(s) were cut short' if cut else ''}")
     return cut

@@ -34,6 +34,10 @@ class _ServeContext(Protocol):
     encode: Callable[[Any], bytes]
     response_type: type
     report_error: Callable[[BaseException, str], str]
+    root_path: str
+    write_access: Callable[[list[tuple[str | None, str, str, str, int, float]]], None]
+    access_console: Callable[[], Callable[[list[str]], None] | None]
+    warn: Callable[[str], None]
 
 class _ServeOptions(Protocol):
     """``spikard._server.ServeOptions``: read by attribute."""
@@ -42,7 +46,12 @@ class _ServeOptions(Protocol):
     max_body_size: int
     graceful_timeout: float
     header_read_timeout: float
+    keep_alive: float
+    max_connections: int
     max_requests: int
+    access_log: bool
+    proxy_headers: bool
+    forwarded_allow_ips: str
 
 class Server:
     """Serves route plans on a listening socket, on the calling thread."""
@@ -57,9 +66,11 @@ class Server:
         signal_fd: int | None = None,
         ready: Callable[[], object] | None = None,
         on_max_requests: Callable[[], object] | None = None,
+        unix: bool = False,
     ) -> int:
-        """Serves on the listening socket ``fd``, which it takes over (``socket.detach()``)
-        and closes as soon as shutdown starts, until ``shutdown()`` or, with
+        """Serves on the listening socket ``fd`` (a Unix socket when ``unix``), which it
+        takes over (``socket.detach()``) and closes as soon as shutdown starts, until
+        ``shutdown()`` or, with
         ``signal_fd`` (the read end of Python's signal wake-up descriptor),
         SIGINT/SIGTERM; a second signal stops at once. ``ready`` is called once
         connections are accepted, ``on_max_requests`` once ``options.max_requests``

@@ -6,11 +6,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ctypes
+import dataclasses
+import json
 import os
 import signal
 import socket
 import sys
 
+from spikard import _logging as logs
 from spikard._server import ServeOptions, serve_main
 from spikard.loading import AppLoadError, load_app
 
@@ -29,11 +32,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("app")
     parser.add_argument("--fd", type=int, required=True)
     parser.add_argument("--control-fd", type=int, required=True)
-    parser.add_argument("--graceful-timeout", type=float, default=30.0)
-    parser.add_argument("--max-requests", type=int, default=0)
-    parser.add_argument("--debug", action="store_true")
+    parser.add_argument("--options", type=json.loads, default={}, help="ServeOptions as JSON")
+    parser.add_argument("--log-level", default="info")
+    parser.add_argument("--log-config")
     args = parser.parse_args(argv)
     _stop_with_supervisor()
+    try:
+        logs.configure_logging(args.log_level, log_config=args.log_config)
+    except logs.LogConfigError as error:
+        print(f"spikard: {error}", file=sys.stderr)
+        return 3
     control = socket.socket(fileno=args.control_fd)
 
     def tell(message: str) -> None:
@@ -47,11 +55,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"spikard: {error}", file=sys.stderr)
         return 3
     sock = socket.socket(fileno=args.fd)
-    options = ServeOptions(
-        debug=args.debug or app.debug,
-        graceful_timeout=args.graceful_timeout,
-        max_requests=args.max_requests,
-    )
+    options = ServeOptions(**args.options)
+    options = dataclasses.replace(options, debug=options.debug or app.debug)
     try:
         cut = serve_main(
             app,

@@ -121,13 +121,27 @@ class Spikard(Router):
 
     # Serving ---------------------------------------------------------------
 
-    def run(self, host: str = "127.0.0.1", port: int = 8000, *, debug: bool | None = None) -> None:
+    def run(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 8000,
+        *,
+        debug: bool | None = None,
+        log_level: str = "info",
+        **options: Any,
+    ) -> None:
         """Serves the app on the calling (main) thread until Ctrl-C or SIGTERM;
-        in-flight requests finish first. ``spikard run`` does the same from a shell."""
+        in-flight requests finish first. ``options`` are ``spikard run``'s connection,
+        log and proxy settings by their option names (``keep_alive=5.0``,
+        ``access_log=False``, ``proxy_headers=True``, ``root_path="/api"``, ...).
+        ``spikard run`` does the same from a shell."""
+        from spikard import _logging
         from spikard._server import ServeOptions, bind_socket, serve_main
 
+        _logging.configure_logging(log_level)
+        settings = ServeOptions(debug=self.debug if debug is None else debug, **options)
         with bind_socket(host, port) as sock:
-            serve_main(self, sock, ServeOptions(debug=self.debug if debug is None else debug))
+            serve_main(self, sock, settings)
 
 
 async def _call(hook: Callable[[], Any]) -> None:

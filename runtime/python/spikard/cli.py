@@ -9,11 +9,20 @@ takes the remaining arguments (``list[str]``) and returns an exit status.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
+import ipaddress
 import os
+import resource
+import socket
 import sys
 from importlib.metadata import EntryPoint, entry_points
 
 from spikard import __version__
+from spikard import _logging as logs
+from spikard._logging import LEVELS
+from spikard._server import DEFAULT_BACKLOG, ServeOptions, bind_socket, bind_unix, remove_unix, serve_main
+from spikard.loading import AppLoadError, load_app
 
 DEVTOOLS_COMMANDS = {
     "dev": "serve with reload on save and timing headers",
@@ -53,17 +62,17 @@ def _parser(plugins: dict[str, EntryPoint]) -> argparse.ArgumentParser:
         metavar="APP",
         help="path/app.py, path/app.py:attr, package.module:attr or package.module (attribute 'app' by default)",
     )
-    run.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 for every interface)")
-    run.add_argument("--port", type=int, default=8000, help="port to listen on")
-    run.add_argument("--debug", action="store_true", help="show tracebacks in 500 responses")
-    run.add_argument(
-        "--graceful-timeout",
-        type=float,
-        default=30.0,
-        metavar="SECONDS",
-        help="on shutdown, how long in-flight requests may take to finish",
+    where = run.add_argument_group("where to listen")
+    where.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 for every interface)")
+    where.add_argument("--port", type=int, default=8000, help="port to listen on")
+    where.add_argument("--uds", metavar="PATH", help="listen on a Unix socket at PATH instead (mode 0666)")
+    where.add_argument(
+        "--fd", type=int, metavar="N", help="serve on the listening socket inherited as file descriptor N instead"
     )
-    run.add_argument(
+    where.add_argument("--backlog", type=int, default=DEFAULT_BACKLOG, metavar="N", help="listen queue length")
+
+    processes = run.add_argument_group("processes")
+    processes.add_argument(
         "--workers",
         type=int,
         default=1,
@@ -71,73 +80,234 @@ def _parser(plugins: dict[str, EntryPoint]) -> argparse.ArgumentParser:
         help="worker processes sharing the listening socket (0: one per CPU core); "
         "more than one, or --max-requests, starts a supervisor that replaces workers that die",
     )
-    run.add_argument(
+    processes.add_argument(
         "--max-requests",
         type=int,
         default=0,
         metavar="N",
         help="replace a worker after it has answered N requests, without dropping any (0: never)",
     )
-    run.add_argument(
+    processes.add_argument(
         "--max-requests-jitter",
         type=int,
         default=0,
         metavar="N",
         help="add a random 0..N to each worker's --max-requests, so that workers are not replaced together",
     )
+    processes.add_argument(
+        "--graceful-timeout",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="on shutdown, how long in-flight requests may take to finish",
+    )
+
+    connections = run.add_argument_group("connections")
+    connections.add_argument(
+        "--keep-alive",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="close a keep-alive connection idle this long (0: close each connection after one response)",
+    )
+    connections.add_argument(
+        "--header-read-timeout",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="drop a connection whose request head has not fully arrived this long after "
+        "it connected or began the request (0: no limit)",
+    )
+    connections.add_argument(
+        "--max-connections",
+        type=int,
+        default=10_000,
+        metavar="N",
+        help="connections open at once per worker; more wait in the listen queue (0: no limit)",
+    )
+
+    logs = run.add_argument_group("logs")
+    logs.add_argument(
+        "--access-log",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="one line per request on stdout (logger spikard.access)",
+    )
+    logs.add_argument(
+        "--log-level",
+        choices=LEVELS,
+        default="info",
+        help="least severe messages shown; 'warning' also silences the access log",
+    )
+    logs.add_argument(
+        "--log-config",
+        metavar="FILE",
+        help="logging configuration: dictConfig in .json or .yaml, or fileConfig .ini (replaces the console setup)",
+    )
+    logs.add_argument("--debug", action="store_true", help="show tracebacks in 500 responses")
+
+    proxy = run.add_argument_group("behind a proxy")
+    proxy.add_argument(
+        "--proxy-headers",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="take the client address and scheme from Forwarded or X-Forwarded-For/-Proto "
+        "when the connection comes from --forwarded-allow-ips (or a Unix socket)",
+    )
+    proxy.add_argument(
+        "--forwarded-allow-ips",
+        default=os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"),
+        metavar="LIST",
+        help="comma-separated proxy addresses and networks to trust, or '*' "
+        "(default: $FORWARDED_ALLOW_IPS or %(default)s)",
+    )
+    proxy.add_argument(
+        "--root-path",
+        default="",
+        metavar="PATH",
+        help="the path prefix a proxy serves the app under (and strips), for request.url",
+    )
     return parser
 
 
-def _supervise(args: argparse.Namespace, workers: int) -> int:
-    from spikard._server import bind_socket
-    from spikard.supervisor import Supervisor, WorkerSpec
+def _check(args: argparse.Namespace) -> str | None:
+    """What is wrong with the arguments, if anything."""
+    for name in ("workers", "max_requests", "max_requests_jitter", "max_connections", "backlog"):
+        if getattr(args, name) < 0:
+            return f"--{name.replace('_', '-')} cannot be negative"
+    for name in ("graceful_timeout", "keep_alive", "header_read_timeout"):
+        if getattr(args, name) < 0:
+            return f"--{name.replace('_', '-')} cannot be negative"
+    if args.uds and args.fd is not None:
+        return "--uds and --fd cannot be used together"
+    if args.root_path and not args.root_path.startswith("/"):
+        return f"--root-path must start with '/' (got {args.root_path!r})"
+    return _check_allow_ips(args.forwarded_allow_ips)
 
-    try:
-        sock = bind_socket(args.host, args.port)
-    except OSError as error:
-        print(f"spikard: cannot listen on {args.host}:{args.port}: {error.strerror or error}", file=sys.stderr)
-        return 1
-    spec = WorkerSpec(
-        app=args.app,
+
+def _check_allow_ips(value: str) -> str | None:
+    for entry in (e.strip() for e in value.split(",")):
+        if not entry or entry == "*":
+            continue
+        try:
+            ipaddress.ip_network(entry, strict=False)
+            continue
+        except ValueError:
+            pass
+        address, slash, _ = entry.partition("/")
+        with contextlib.suppress(ValueError):
+            ipaddress.ip_address(address)
+            if slash:
+                return f"--forwarded-allow-ips: {entry!r} is not an IP network"
+    return None
+
+
+def _options(args: argparse.Namespace) -> ServeOptions:
+    return ServeOptions(
         debug=args.debug,
         graceful_timeout=args.graceful_timeout,
+        header_read_timeout=args.header_read_timeout,
+        keep_alive=args.keep_alive,
+        max_connections=args.max_connections,
         max_requests=args.max_requests,
-        max_requests_jitter=args.max_requests_jitter,
+        access_log=args.access_log,
+        proxy_headers=args.proxy_headers,
+        forwarded_allow_ips=args.forwarded_allow_ips,
+        root_path=args.root_path,
     )
-    with sock:
-        return Supervisor(spec, sock, workers).run()
+
+
+def _listen(args: argparse.Namespace) -> socket.socket:
+    """The listening socket the arguments ask for; ``OSError`` with a message if not."""
+    if args.fd is not None:
+        try:
+            sock = socket.socket(fileno=args.fd)
+        except OSError as error:
+            raise OSError(f"file descriptor {args.fd} is not a socket ({error.strerror or error})") from None
+        if sock.type != socket.SOCK_STREAM or not sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
+            sock.detach()
+            raise OSError(f"file descriptor {args.fd} is not a listening stream socket")
+        return sock
+    if args.uds:
+        try:
+            return bind_unix(args.uds, args.backlog)
+        except OSError as error:
+            raise OSError(f"cannot listen on {args.uds}: {error.strerror or error}") from None
+    try:
+        return bind_socket(args.host, args.port, args.backlog)
+    except OSError as error:
+        raise OSError(f"cannot listen on {args.host}:{args.port}: {error.strerror or error}") from None
+
+
+def _raise_file_limit(max_connections: int) -> None:
+    """Every connection is a file descriptor: lift the soft limit to the hard one,
+    and say so if connections would still run out of descriptors first."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+    wanted = max_connections + 64
+    if soft != resource.RLIM_INFINITY and (max_connections == 0 or soft < wanted):
+        logs.warn(
+            f"at most {soft} open files per process: about {max(soft - 64, 0)} connections; "
+            "raise the limit (ulimit -n) or lower --max-connections"
+        )
+
+
+def _supervise(args: argparse.Namespace, workers: int, options: ServeOptions, sock: socket.socket) -> int:
+    from spikard.supervisor import Supervisor, WorkerSpec
+
+    spec = WorkerSpec(
+        app=args.app,
+        options=options,
+        max_requests_jitter=args.max_requests_jitter,
+        log_level=args.log_level,
+        log_config=args.log_config,
+    )
+    return Supervisor(spec, sock, workers).run()
 
 
 def _run(args: argparse.Namespace) -> int:
-    from spikard._server import ServeOptions, bind_socket, serve_main
-    from spikard.loading import AppLoadError, load_app
-
-    for name in ("workers", "max_requests", "max_requests_jitter"):
-        if getattr(args, name) < 0:
-            print(f"spikard: --{name.replace('_', '-')} cannot be negative", file=sys.stderr)
-            return 2
-    workers = args.workers or (os.cpu_count() or 1)
-    if workers > 1 or args.max_requests:
-        return _supervise(args, workers)
-
+    problem = _check(args)
+    if problem:
+        print(f"spikard: {problem}", file=sys.stderr)
+        return 2
     try:
-        app = load_app(args.app)
-    except AppLoadError as error:
+        logs.configure_logging(args.log_level, log_config=args.log_config)
+    except logs.LogConfigError as error:
+        print(f"spikard: {error}", file=sys.stderr)
+        return 2
+    options = _options(args)
+    _raise_file_limit(options.max_connections)
+    workers = args.workers or (os.cpu_count() or 1)
+    supervised = workers > 1 or args.max_requests
+    app = None
+    if not supervised:
+        try:
+            app = load_app(args.app)
+        except AppLoadError as error:
+            print(f"spikard: {error}", file=sys.stderr)
+            return 1
+    try:
+        sock = _listen(args)
+    except OSError as error:
         print(f"spikard: {error}", file=sys.stderr)
         return 1
     try:
-        sock = bind_socket(args.host, args.port)
-    except OSError as error:
-        print(f"spikard: cannot listen on {args.host}:{args.port}: {error.strerror or error}", file=sys.stderr)
-        return 1
-    options = ServeOptions(debug=args.debug or app.debug, graceful_timeout=args.graceful_timeout)
-    with sock:
-        try:
-            serve_main(app, sock, options, name=args.app)
-        except ValueError as error:  # routes that cannot be served together
-            print(f"spikard: {error}", file=sys.stderr)
-            return 1
-    return 0
+        with sock:
+            if app is None:
+                return _supervise(args, workers, options, sock)
+            options = dataclasses.replace(options, debug=options.debug or app.debug)
+            try:
+                serve_main(app, sock, options, name=args.app)
+            except ValueError as error:  # routes that cannot be served together
+                print(f"spikard: {error}", file=sys.stderr)
+                return 1
+            return 0
+    finally:
+        if args.uds:
+            remove_unix(args.uds)
 
 
 def main(argv: list[str] | None = None) -> int:

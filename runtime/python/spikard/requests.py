@@ -45,6 +45,7 @@ class Request:
         "method",
         "path_params",
         "query_string",
+        "root_path",
         "scheme",
         "url_path",
     )
@@ -60,6 +61,7 @@ class Request:
         path_params: dict[str, str] | None = None,
         app: Spikard | None = None,
         scheme: str = "http",
+        root_path: str = "",
     ) -> None:
         self.method = method
         self.url_path = path
@@ -70,6 +72,8 @@ class Request:
         self.path_params = path_params or {}
         self.app = app
         self.scheme = scheme
+        # The prefix a proxy serves the app under (``--root-path``); part of ``url``.
+        self.root_path = root_path
         self._headers: Headers | None = None
         self._query: QueryParams | None = None
         self._cookies: dict[str, str] | None = None
@@ -102,7 +106,7 @@ class Request:
     @property
     def base_url(self) -> URL:
         host = self.headers.get("host") or "localhost"
-        return URL(f"{self.scheme}://{host}/")
+        return URL(f"{self.scheme}://{host}{self.root_path}/")
 
     @property
     def url(self) -> URL:

@@ -22,6 +22,8 @@ requests it cut short when it stopped (``cut N``).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import json
 import os
 import random
 import selectors
@@ -31,6 +33,9 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+
+from spikard import _logging as logs
+from spikard._server import ServeOptions, describe
 
 # A worker that exits within this long of starting counts as a crash at start.
 QUICK_DEATH_SECONDS = 5.0
@@ -44,10 +49,10 @@ class WorkerSpec:
     """What every worker is started with."""
 
     app: str
-    debug: bool = False
-    graceful_timeout: float = 30.0
-    max_requests: int = 0
+    options: ServeOptions = field(default_factory=ServeOptions)
     max_requests_jitter: int = 0
+    log_level: str = "info"
+    log_config: str | None = None
 
 
 @dataclass
@@ -84,9 +89,10 @@ class Supervisor:
     def spawn(self) -> Worker:
         ours, theirs = socket.socketpair()
         listen_fd = self.sock.fileno()
-        limit = self.spec.max_requests
-        if limit and self.spec.max_requests_jitter:
-            limit += random.randint(0, self.spec.max_requests_jitter)
+        options = self.spec.options
+        if options.max_requests and self.spec.max_requests_jitter:
+            jitter = random.randint(0, self.spec.max_requests_jitter)
+            options = dataclasses.replace(options, max_requests=options.max_requests + jitter)
         command = [
             sys.executable,
             "-m",
@@ -96,13 +102,13 @@ class Supervisor:
             str(listen_fd),
             "--control-fd",
             str(theirs.fileno()),
-            "--graceful-timeout",
-            str(self.spec.graceful_timeout),
-            "--max-requests",
-            str(limit),
+            "--options",
+            json.dumps(dataclasses.asdict(options)),
+            "--log-level",
+            self.spec.log_level,
         ]
-        if self.spec.debug:
-            command.append("--debug")
+        if self.spec.log_config:
+            command += ["--log-config", self.spec.log_config]
         process = subprocess.Popen(
             command,
             pass_fds=(listen_fd, theirs.fileno()),
@@ -155,7 +161,7 @@ class Supervisor:
             worker.ready = True
             self.ever_ready = True
         elif message == "recycle" and not self.stopping and not worker.retiring:
-            print(f"spikard: worker {worker.pid} served its share of requests; replacing it", file=sys.stderr)
+            logs.info(f"worker {worker.pid} served its share of requests; replacing it")
             self._replace(worker)
         elif message.startswith("cut "):
             worker.cut = int(message.split()[1])
@@ -187,7 +193,7 @@ class Supervisor:
             delay = min(MAX_BACKOFF_SECONDS, 0.5 * 2 ** (self.quick_deaths - 1)) if self.quick_deaths else 0.0
             self.next_spawn_at = time.monotonic() + delay
             later = f"; starting another in {delay:.1f} s" if delay else "; starting another"
-            print(f"spikard: worker {worker.pid} died ({reason}){later}", file=sys.stderr)
+            logs.warn(f"worker {worker.pid} died ({reason}){later}")
 
     # -- the loop ----------------------------------------------------------
 
@@ -228,18 +234,16 @@ class Supervisor:
             writer.close()
 
     def _serve(self) -> int:
-        host, port = self.sock.getsockname()[:2]
-        print(
-            f"spikard: supervisor {os.getpid()} serving {self.spec.app} on http://{host}:{port} "
-            f"with {self.count} worker(s) (Ctrl-C to stop)",
-            file=sys.stderr,
+        logs.info(
+            f"supervisor {os.getpid()} serving {self.spec.app} on {describe(self.sock)} "
+            f"with {self.count} worker(s) (Ctrl-C to stop)"
         )
         for _ in range(self.count):
             self.spawn()
         while not self.stopping:
             self._wait(0.2)
             if not self.ever_ready and not self.workers and self.quick_deaths >= self.count:
-                print("spikard: the app could not start in any worker; giving up", file=sys.stderr)
+                logs.error("the app could not start in any worker; giving up")
                 return 1
             if self.restart_requested:
                 self.restart_requested = False
@@ -251,24 +255,24 @@ class Supervisor:
         return self._stop()
 
     def _rolling_restart(self) -> None:
-        print("spikard: SIGHUP: replacing the workers one at a time", file=sys.stderr)
+        logs.info("SIGHUP: replacing the workers one at a time")
         for old in [w for w in self.workers if not w.retiring]:
             if self.stopping:
                 return
             self._replace(old)
 
     def _stop(self) -> int:
-        print("spikard: stopping; in-flight requests may finish", file=sys.stderr)
+        logs.info("stopping; in-flight requests may finish")
         # New connections are refused once no process holds the socket open.
         self.sock.close()
         for worker in self.workers:
             self.retire(worker)
-        deadline = time.monotonic() + self.spec.graceful_timeout + 10.0
+        deadline = time.monotonic() + self.spec.options.graceful_timeout + 10.0
         while self.workers and time.monotonic() < deadline:
             self._wait(0.1)
         for worker in self.workers:  # past every grace period: end them
             with contextlib.suppress(ProcessLookupError):
                 worker.process.kill()
         cut = f"; {self.cut} request(s) were cut short" if self.cut else ""
-        print(f"spikard: stopped{cut}", file=sys.stderr)
+        logs.info(f"stopped{cut}")
         return 0

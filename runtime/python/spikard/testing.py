@@ -130,7 +130,9 @@ class TestClient:
     def __init__(self, app: Spikard, *, timeout: float = 30.0, graceful_timeout: float = 5.0) -> None:
         self.app = app
         self.timeout = timeout
-        self._options = ServeOptions(debug=app.debug, graceful_timeout=graceful_timeout)
+        self._options = ServeOptions(
+            debug=app.debug, graceful_timeout=graceful_timeout, access_log=False, proxy_headers=False
+        )
         self._serving: _Serving | None = None
         self._lock = threading.Lock()
         self._finalizer: weakref.finalize | None = None

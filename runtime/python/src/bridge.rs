@@ -49,6 +49,15 @@ pub struct ServeContext {
     /// `(status, allowed) -> handler | None` for requests no route takes, when
     /// the app registered handlers for them.
     pub for_status: Option<Py<PyAny>>,
+    /// Where a proxy mounts the app (`--root-path`), for `request.url`.
+    pub root_path: Py<PyString>,
+    /// `(records) -> None`: writes access-log records (`access.rs`).
+    pub write_access: Py<PyAny>,
+    /// `() -> ((chunks) -> None) | None`: the console writer, while records
+    /// would reach nothing else.
+    pub access_console: Py<PyAny>,
+    /// `(message) -> None`: logs a server warning.
+    pub warn: Py<PyAny>,
 }
 
 /// Per-serve state shared by the handlers and the loop driver.

@@ -15,9 +15,8 @@ use pyo3::types::{
     PyTuple,
 };
 use serde_json::Value;
-use std::net::SocketAddr;
 
-use spikard_http::{json_response, LocSegment, RequestData, ResponseBody};
+use spikard_http::{json_response, ClientAddr, LocSegment, Remote, RequestData, ResponseBody};
 
 use crate::bridge::Bridge;
 use crate::plan::HandlerPlan;
@@ -115,7 +114,7 @@ pub fn build_args<'py, 'a>(
 /// What a `spikard.Request` is made from.
 pub struct RequestParts<'a> {
     pub head: &'a Parts,
-    pub client: Option<SocketAddr>,
+    pub remote: &'a Remote,
     pub raw_body: Option<&'a Bytes>,
     pub path_params: &'a [(String, String)],
 }
@@ -124,7 +123,7 @@ impl<'a> RequestParts<'a> {
     pub fn of(request: &'a RequestData) -> Self {
         RequestParts {
             head: &request.head,
-            client: request.client,
+            remote: &request.remote,
             raw_body: request.raw_body.as_ref(),
             path_params: &request.path_params,
         }
@@ -139,7 +138,7 @@ pub fn request_object<'py>(
 ) -> PyResult<Bound<'py, PyAny>> {
     let RequestParts {
         head,
-        client,
+        remote,
         raw_body,
         path_params,
     } = parts;
@@ -148,7 +147,7 @@ pub fn request_object<'py>(
         let value = String::from_utf8_lossy(value.as_bytes());
         headers.append((name.as_str(), value.as_ref()))?;
     }
-    let client = client.map(|addr| (addr.ip().to_string(), addr.port()));
+    let client = remote.client.as_ref().map(ClientAddr::host_port);
     let params = PyDict::new(py);
     for (name, value) in path_params {
         params.set_item(name, value)?;
@@ -163,6 +162,8 @@ pub fn request_object<'py>(
         body,
         params,
         bridge.ctx.app.bind(py),
+        remote.scheme.as_str(),
+        bridge.ctx.root_path.bind(py),
     ))
 }
 

@@ -2,7 +2,6 @@
 //! Python type refused (422), the app's own exception handlers, and the app's
 //! handlers for requests no route takes.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use http::request::Parts;
@@ -11,7 +10,9 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyString, PyTuple};
 use serde_json::Value;
-use spikard_http::{Fallback, FieldError, HandlerError, HandlerFuture, LocSegment, ResponseBody};
+use spikard_http::{
+    Fallback, FieldError, HandlerError, HandlerFuture, LocSegment, Remote, ResponseBody,
+};
 
 use crate::bridge::{Bridge, Started};
 use crate::convert::{explicit_response, request_object, RequestParts};
@@ -185,7 +186,7 @@ impl Fallback for PythonFallback {
     fn answer(
         &self,
         head: Parts,
-        client: Option<SocketAddr>,
+        remote: Remote,
         status: StatusCode,
         allowed: &[Method],
     ) -> Option<HandlerFuture> {
@@ -204,7 +205,7 @@ impl Fallback for PythonFallback {
             };
             let parts = RequestParts {
                 head: &head,
-                client,
+                remote: &remote,
                 raw_body: None,
                 path_params: &[],
             };

@@ -170,7 +170,7 @@ impl Handler for PythonHandler {
     fn invalid(&self, request: InvalidRequest) -> Result<HandlerFuture, Vec<FieldError>> {
         let parts = RequestParts {
             head: &request.head,
-            client: request.client,
+            remote: &request.remote,
             raw_body: None,
             path_params: &request.path_params,
         };

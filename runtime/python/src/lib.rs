@@ -5,6 +5,7 @@
 //! asyncio loop on the serving thread; [`convert`] is the one place values cross
 //! the boundary; [`server`] serves on a socket handed in by Python.
 
+mod access;
 mod bridge;
 mod convert;
 mod failures;

@@ -1,5 +1,6 @@
-//! `Server`: serves route plans on a listening socket handed in as a file
-//! descriptor, on the calling thread, until `shutdown()` or a stop signal.
+//! `Server`: serves route plans on a listening socket (TCP or Unix) handed in
+//! as a file descriptor, on the calling thread, until `shutdown()` or a stop
+//! signal.
 
 use std::os::fd::{BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
@@ -7,8 +8,11 @@ use std::time::Duration;
 
 use pyo3::exceptions::{PyOSError, PyValueError};
 use pyo3::prelude::*;
-use spikard_http::{App, AppConfig, RouterBuilder, ServerConfig};
+use spikard_http::{AccessLog, App, AppConfig, ProxyTrust, RouterBuilder, ServerConfig};
+use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::{watch, Notify};
+
+use crate::access;
 
 use crate::bridge::{drive_loop, Bridge, ServeContext};
 use crate::failures::PythonFallback;
@@ -21,9 +25,44 @@ pub struct ServeOptions {
     pub debug: bool,
     pub max_body_size: usize,
     pub graceful_timeout: f64,
+    /// Seconds for a request head to arrive (0: no limit).
     pub header_read_timeout: f64,
+    /// Seconds an idle keep-alive connection stays open (0: no keep-alive).
+    pub keep_alive: f64,
+    /// Open connections at most (0: no limit).
+    pub max_connections: usize,
     /// After this many requests, `on_max_requests` is called (0: never).
     pub max_requests: u64,
+    /// Record each request for `context.write_access`.
+    pub access_log: bool,
+    /// Believe `Forwarded` / `X-Forwarded-*` from `forwarded_allow_ips`.
+    pub proxy_headers: bool,
+    pub forwarded_allow_ips: String,
+}
+
+impl ServeOptions {
+    fn server_config(&self, warn: Py<PyAny>) -> ServerConfig {
+        let seconds = |s: f64| (s > 0.0).then(|| Duration::from_secs_f64(s));
+        ServerConfig {
+            header_read_timeout: seconds(self.header_read_timeout),
+            keep_alive: Some(seconds(self.keep_alive).unwrap_or(Duration::ZERO)),
+            max_connections: self.max_connections,
+            graceful_timeout: Duration::from_secs_f64(self.graceful_timeout),
+            warn: Arc::new(move |message| {
+                Python::attach(|py| {
+                    if let Err(error) = warn.call1(py, (message,)) {
+                        error.print(py);
+                    }
+                })
+            }),
+        }
+    }
+}
+
+/// The listening socket, before the runtime that will poll it exists.
+enum StdListener {
+    Tcp(std::net::TcpListener),
+    Unix(std::os::unix::net::UnixListener),
 }
 
 #[pyclass(module = "spikard._spikard", frozen)]
@@ -104,14 +143,14 @@ impl Server {
         }
     }
 
-    /// Serves on the listening socket `fd`, which it takes over (and closes as
-    /// soon as shutdown starts), until `shutdown()` is called or, when
+    /// Serves on the listening socket `fd` (a Unix socket when `unix`), which it
+    /// takes over (and closes as soon as shutdown starts), until `shutdown()` is called or, when
     /// `signal_fd` is given (the read end of Python's signal wake-up
     /// descriptor), SIGINT/SIGTERM arrives; a second one stops at once. `ready`
     /// is called once connections are being accepted, `on_max_requests` once
     /// `options.max_requests` requests have been answered. Returns how many
     /// requests were cut short.
-    #[pyo3(signature = (routes, fd, context, options, signal_fd=None, ready=None, on_max_requests=None))]
+    #[pyo3(signature = (routes, fd, context, options, signal_fd=None, ready=None, on_max_requests=None, unix=false))]
     #[allow(clippy::too_many_arguments)]
     fn serve(
         &self,
@@ -123,10 +162,31 @@ impl Server {
         signal_fd: Option<RawFd>,
         ready: Option<Py<PyAny>>,
         on_max_requests: Option<Py<PyAny>>,
+        unix: bool,
     ) -> PyResult<usize> {
         // SAFETY: the caller hands the descriptor over (`socket.detach()`); from
         // here on it is ours alone, and closed when this owner is dropped.
         let listener_fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let listener = if unix {
+            let listener = std::os::unix::net::UnixListener::from(listener_fd);
+            listener.set_nonblocking(true)?;
+            StdListener::Unix(listener)
+        } else {
+            let listener = std::net::TcpListener::from(listener_fd);
+            listener.set_nonblocking(true)?;
+            StdListener::Tcp(listener)
+        };
+        let proxy = options
+            .proxy_headers
+            .then(|| ProxyTrust::parse(&options.forwarded_allow_ips))
+            .transpose()
+            .map_err(|e| PyValueError::new_err(format!("forwarded_allow_ips: {e}")))?;
+        let config = options.server_config(context.warn.clone_ref(py));
+        let access_sink = access::AccessSink {
+            console: context.access_console.clone_ref(py),
+            records: context.write_access.clone_ref(py),
+        };
+        let access_task_sink = access_sink.clone_ref(py);
         let selector_fd: RawFd = context
             .event_loop
             .bind(py)
@@ -146,20 +206,21 @@ impl Server {
             AppConfig {
                 max_body_size: options.max_body_size,
                 debug: options.debug,
+                proxy,
             },
         );
+        let access_log = options
+            .access_log
+            .then(|| Arc::new(AccessLog::new(access::BATCH)));
+        if let Some(log) = &access_log {
+            app = app.with_access_log(log.clone());
+        }
         if bridge.ctx.for_status.is_some() {
             app = app.with_fallback(Arc::new(PythonFallback {
                 bridge: bridge.clone(),
             }));
         }
         let app = Arc::new(app);
-        let config = ServerConfig {
-            header_read_timeout: Duration::from_secs_f64(options.header_read_timeout),
-            graceful_timeout: Duration::from_secs_f64(options.graceful_timeout),
-        };
-        let listener = std::net::TcpListener::from(listener_fd);
-        listener.set_nonblocking(true)?;
         let signals = signal_fd.map(duplicate).transpose()?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -168,13 +229,16 @@ impl Server {
         let stop = self.stop.clone();
         let cut = py.detach(move || {
             runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener)?;
                 tokio::spawn(drive_loop(bridge, selector_fd));
+                if let Some(log) = &access_log {
+                    tokio::spawn(access::keep_writing(log.clone(), access_task_sink));
+                }
                 if let (Some(callback), limit @ 1..) = (on_max_requests, options.max_requests) {
                     tokio::spawn(report_request_limit(app.clone(), limit, callback));
                 }
                 if let Some(ready) = ready {
-                    Python::attach(|py| ready.call0(py).map(drop)).map_err(std::io::Error::other)?;
+                    Python::attach(|py| ready.call0(py).map(drop))
+                        .map_err(std::io::Error::other)?;
                 }
                 let (count, counted) = watch::channel(0usize);
                 if let Some(fd) = signals {
@@ -188,10 +252,28 @@ impl Server {
                     }
                 };
                 let in_flight = app.clone();
-                tokio::select! {
-                    report = spikard_http::serve(listener, app, &config, shutdown) => Ok::<_, std::io::Error>(report.cut_requests),
+                let served = async move {
+                    let report = match listener {
+                        StdListener::Tcp(l) => {
+                            let l = TcpListener::from_std(l)?;
+                            spikard_http::serve(l, app, &config, shutdown).await
+                        }
+                        StdListener::Unix(l) => {
+                            let l = UnixListener::from_std(l)?;
+                            spikard_http::serve(l, app, &config, shutdown).await
+                        }
+                    };
+                    Ok::<_, std::io::Error>(report.cut_requests)
+                };
+                let cut = tokio::select! {
+                    cut = served => cut,
                     () = reached(counted, 2) => Ok(in_flight.in_flight()),
+                };
+                // Nothing answered goes unlogged.
+                if let Some(log) = &access_log {
+                    access::flush(log, &access_sink);
                 }
+                cut
             })
         })?;
         Ok(cut)

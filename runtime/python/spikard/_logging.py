@@ -1,0 +1,214 @@
+"""spikard's logs, all through Python ``logging`` so that applications can route them:
+
+- ``spikard.access``: one INFO record per request, written in batches by the runtime
+  (``access.rs``) — ``client - "METHOD target HTTP/x" status duration``, with the
+  fields also as record attributes (``client_addr``, ``method``, ``target``,
+  ``http_version``, ``status_code``, ``duration_ms``) for structured formatters;
+- ``spikard.error``: server messages (serving, stopped, warnings) and handler
+  exceptions with their tracebacks.
+
+``configure_logging`` gives both a console handler unless the application brought
+its own configuration (``--log-config``, or handlers already on the loggers). While
+that console handler is all the access records would reach, the runtime formats the
+lines itself and hands them over whole (a LogRecord costs several times the line);
+any handler, filter, formatter or propagation the application adds brings back one
+full record per request.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import logging.config
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TextIO
+
+ACCESS = "spikard.access"
+ERROR = "spikard.error"
+LEVELS = ("critical", "error", "warning", "info", "debug")
+# POSIX guarantees pipe writes up to PIPE_BUF (4096 on Linux) are not interleaved.
+_ATOMIC_WRITE = 4096
+
+access_log = logging.getLogger(ACCESS)
+error_log = logging.getLogger(ERROR)
+
+_ACCESS_FORMAT = '%s - "%s %s %s" %d %.2fms'
+_PLAIN = logging.Formatter("%(message)s")
+
+# The console handler ``configure_logging`` installed for access records, flushed
+# once per batch rather than once per record.
+_batched: list[_BatchedStreamHandler] = []
+
+
+class _ServerFormatter(logging.Formatter):
+    """``spikard: message``, with the level for warnings and worse."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        if record.levelno >= logging.WARNING:
+            return f"spikard: {record.levelname.lower()}: {text}"
+        return f"spikard: {text}"
+
+
+class _BatchedStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes a batch of access lines together, in writes of whole lines no larger
+    than a pipe takes atomically, so that workers sharing stdout never interleave
+    inside a line and a busy server makes one system call per many lines."""
+
+    def __init__(self, stream: TextIO) -> None:
+        super().__init__(stream)
+        self._pending: list[str] = []
+        self.batching = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self._pending.append(self.format(record) + self.terminator)
+        except Exception:
+            self.handleError(record)
+        if not self.batching:
+            self.flush_batch()
+
+    def flush_batch(self) -> None:
+        self.write_lines(self._pending)
+        self._pending = []
+
+    def write_lines(self, lines: list[str]) -> None:
+        chunk: list[str] = []
+        size = 0
+        for line in lines:
+            if chunk and size + len(line) > _ATOMIC_WRITE:
+                self._write("".join(chunk))
+                chunk, size = [], 0
+            chunk.append(line)
+            size += len(line)
+        if chunk:
+            self._write("".join(chunk))
+
+    def write_chunks(self, chunks: list[str]) -> None:
+        """Writes chunks of whole lines formatted by the runtime, each at most a
+        pipe's atomic write."""
+        for chunk in chunks:
+            self._write(chunk)
+
+    def _write(self, text: str) -> None:
+        try:
+            self.stream.write(text)
+            self.stream.flush()
+        except (OSError, ValueError):  # stdout closed or gone: lines are dropped
+            pass
+
+
+class LogConfigError(Exception):
+    """A ``--log-config`` file that cannot be used."""
+
+
+def _load_config(path: str) -> None:
+    file = Path(path)
+    try:
+        if file.suffix == ".json":
+            logging.config.dictConfig(json.loads(file.read_text()))
+        elif file.suffix in (".yaml", ".yml"):
+            import yaml  # type: ignore[import-untyped]
+
+            logging.config.dictConfig(yaml.safe_load(file.read_text()))
+        else:
+            logging.config.fileConfig(file, disable_existing_loggers=False)
+    except ImportError as error:
+        raise LogConfigError(f"{path}: YAML log configurations need PyYAML ({error})") from error
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise LogConfigError(f"{path}: {error}") from error
+
+
+def configure_logging(level: str = "info", *, log_config: str | None = None) -> None:
+    """Console logging for ``spikard run`` / ``app.run``: server messages on stderr,
+    access lines on stdout, at ``level`` and above. With ``log_config`` (a
+    ``dictConfig`` file in JSON or YAML, or a ``fileConfig`` .ini), that file
+    decides instead; ``level`` still applies to the spikard loggers."""
+    if log_config:
+        _load_config(log_config)
+    spikard = logging.getLogger("spikard")
+    spikard.setLevel(level.upper())
+    if log_config:
+        return
+    if not spikard.handlers:
+        console = logging.StreamHandler(sys.stderr)
+        console.setFormatter(_ServerFormatter("%(message)s"))
+        spikard.addHandler(console)
+        spikard.propagate = False
+    if not access_log.handlers:
+        lines = _BatchedStreamHandler(sys.stdout)
+        lines.setFormatter(_PLAIN)
+        access_log.addHandler(lines)
+        access_log.propagate = False
+        _batched.append(lines)
+
+
+def access_enabled() -> bool:
+    return access_log.isEnabledFor(logging.INFO)
+
+
+def access_console() -> Callable[[list[str]], None] | None:
+    """The writer of the console handler ``configure_logging`` installed, when it is
+    all that ``spikard.access`` records would reach, unchanged: the runtime then
+    hands over formatted lines and no record is built that nothing would see."""
+    log = access_log
+    if len(_batched) != 1 or log.handlers != _batched or log.filters or log.propagate:
+        return None
+    console = _batched[0]
+    if console.filters or console.formatter is not _PLAIN or not log.isEnabledFor(logging.INFO):
+        return None
+    if console.level > logging.INFO:
+        return None
+    return console.write_chunks
+
+
+def write_access(batch: list[tuple[str | None, str, str, str, int, float]]) -> None:
+    """Called by the runtime with ``(client, method, target, http_version, status,
+    seconds)`` records, oldest first."""
+    log = access_log
+    if not log.isEnabledFor(logging.INFO):
+        return
+    make, handle, name = log.makeRecord, log.handle, log.name
+    for handler in _batched:
+        handler.batching = True
+    try:
+        for client, method, target, version, status, seconds in batch:
+            ms = seconds * 1000.0
+            # Made directly: logging's caller lookup would cost more than the line.
+            record = make(
+                name,
+                logging.INFO,
+                "",
+                0,
+                _ACCESS_FORMAT,
+                (client or "-", method, target, version, status, ms),
+                None,
+                extra={
+                    "client_addr": client,
+                    "method": method,
+                    "target": target,
+                    "http_version": version,
+                    "status_code": status,
+                    "duration_ms": ms,
+                },
+            )
+            handle(record)
+    finally:
+        for handler in _batched:
+            handler.batching = False
+            handler.flush_batch()
+
+
+def warn(message: str) -> None:
+    """A warning from the runtime (a full connection table, a failing accept)."""
+    error_log.warning("%s", message)
+
+
+def info(message: str) -> None:
+    error_log.info("%s", message)
+
+
+def error(message: str) -> None:
+    error_log.error("%s", message)

@@ -1,0 +1,368 @@
+"""``spikard run``'s production settings over real processes and sockets: the access
+log and error log through ``logging``, proxy headers, ``--root-path``, Unix sockets,
+inherited sockets, connection timeouts and limits, and refused arguments."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import SpikardProcess, free_port, run_cli, spikard_command, write_app
+
+APP = """
+import os
+from spikard import Request, Spikard
+
+app = Spikard()
+
+
+@app.get("/who")
+async def who(request: Request):
+    client = request.client
+    return {
+        "host": client.host if client else None,
+        "port": client.port if client else None,
+        "scheme": request.url.scheme,
+        "url": str(request.url),
+        "pid": os.getpid(),
+    }
+
+
+@app.get("/boom")
+async def boom():
+    raise RuntimeError("kaboom")
+"""
+
+ACCESS_LINE = re.compile(
+    r'^(?P<client>\S+) - "(?P<method>\S+) (?P<target>\S+) (?P<version>HTTP/[\d.]+)" (?P<status>\d{3}) (?P<ms>[\d.]+)ms$'
+)
+
+
+def wait_until(condition, timeout: float = 10.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = condition()
+        if result:
+            return result
+        time.sleep(0.05)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def access_lines(server: SpikardProcess) -> list[re.Match[str]]:
+    lines = [line for line in server.stdout.splitlines() if line.strip()]
+    matches = [ACCESS_LINE.match(line) for line in lines]
+    assert all(matches), lines
+    return [m for m in matches if m is not None]
+
+
+def test_access_log_is_on_by_default_one_line_per_request(spikard_server):
+    server = spikard_server(APP)
+    with httpx.Client(base_url=f"http://127.0.0.1:{server.port}") as client:
+        for i in range(5):
+            assert client.get(f"/who?i={i}").status_code == 200
+        assert client.get("/missing").status_code == 404
+        local_port = client.get("/who").json()["port"]
+
+    def logged() -> list[re.Match[str]] | None:
+        found = [m for m in access_lines(server) if "probe" not in m["target"]]
+        return found if len(found) >= 7 else None
+
+    lines = wait_until(logged, what="seven access lines")  # written within 0.1 s
+    assert [m["target"] for m in lines] == [f"/who?i={i}" for i in range(5)] + ["/missing", "/who"]
+    assert [m["status"] for m in lines] == ["200"] * 5 + ["404", "200"]
+    assert {m["method"] for m in lines} == {"GET"}
+    assert {m["version"] for m in lines} == {"HTTP/1.1"}
+    assert {m["client"] for m in lines} == {f"127.0.0.1:{local_port}"}  # one keep-alive connection
+    assert all(float(m["ms"]) < 5000 for m in lines)
+    assert server.stop() == 0
+    # Nothing answered goes unlogged at shutdown either.
+    assert len([m for m in access_lines(server) if "probe" not in m["target"]]) == 7
+
+
+def test_no_access_log_and_log_level_warning_silence_the_lines(spikard_server):
+    quiet = spikard_server(APP, args=["--no-access-log"])
+    warned = spikard_server(APP, args=["--log-level", "warning"])
+    for server in (quiet, warned):
+        assert server.get("/who")[0] == 200
+        assert server.stop() == 0
+        assert server.stdout.strip() == ""
+    assert "serving" in quiet.stderr
+    assert "serving" not in warned.stderr  # an INFO message
+
+
+def test_log_config_routes_access_records_and_errors_through_logging(spikard_server, tmp_path: Path):
+    access_file = tmp_path / "access.jsonl"
+    error_file = tmp_path / "errors.log"
+    config = {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {
+            "fields": {
+                "format": '{"client": "%(client_addr)s", "method": "%(method)s", "target": "%(target)s", '
+                '"status": %(status_code)d, "ms": %(duration_ms).3f, "version": "%(http_version)s"}'
+            },
+            "plain": {"format": "%(levelname)s %(name)s %(message)s"},
+        },
+        "handlers": {
+            "access": {"class": "logging.FileHandler", "filename": str(access_file), "formatter": "fields"},
+            "errors": {"class": "logging.FileHandler", "filename": str(error_file), "formatter": "plain"},
+        },
+        "loggers": {
+            "spikard.access": {"handlers": ["access"], "propagate": False},
+            "spikard.error": {"handlers": ["errors"], "propagate": False},
+        },
+    }
+    (tmp_path / "logging.json").write_text(json.dumps(config))
+    server = spikard_server(APP, args=["--log-config", "logging.json"])
+    assert server.get("/who?x=1")[0] == 200
+    assert server.get("/boom")[0] == 500
+    assert server.stop() == 0
+    records = [json.loads(line) for line in access_file.read_text().splitlines()]
+    records = [r for r in records if "probe" not in r["target"]]
+    assert [(r["method"], r["target"], r["status"], r["version"]) for r in records] == [
+        ("GET", "/who?x=1", 200, "HTTP/1.1"),
+        ("GET", "/boom", 500, "HTTP/1.1"),
+    ]
+    assert all(r["client"].startswith("127.0.0.1:") and r["ms"] >= 0 for r in records)
+    errors = error_file.read_text()
+    assert "ERROR spikard.error Exception in GET /boom" in errors
+    assert "RuntimeError: kaboom" in errors  # the traceback
+    assert "INFO spikard.error serving" in errors
+    assert server.stdout.strip() == ""  # the file config replaced the console handlers
+
+
+def test_proxy_headers_from_a_trusted_peer(spikard_server):
+    server = spikard_server(APP)  # trusts 127.0.0.1 by default, as uvicorn does
+    url = f"http://127.0.0.1:{server.port}/who"
+    forwarded = httpx.get(url, headers={"X-Forwarded-For": "203.0.113.7, 127.0.0.1", "X-Forwarded-Proto": "https"})
+    assert forwarded.json()["host"] == "203.0.113.7"
+    assert forwarded.json()["port"] == 0
+    assert forwarded.json()["scheme"] == "https"
+    assert forwarded.json()["url"].startswith("https://")
+    rfc = httpx.get(url, headers={"Forwarded": 'for="[2001:db8::1]:4711";proto=https'})
+    assert (rfc.json()["host"], rfc.json()["scheme"]) == ("2001:db8::1", "https")
+    plain = httpx.get(url).json()
+    assert (plain["host"], plain["scheme"]) == ("127.0.0.1", "http")
+    assert plain["port"] > 0
+    wait_until(lambda: any(m["client"] == "203.0.113.7" for m in access_lines(server)), what="logged client")
+
+
+def test_proxy_headers_are_ignored_when_off_or_untrusted(spikard_server):
+    off = spikard_server(APP, args=["--no-proxy-headers"])
+    elsewhere = spikard_server(APP, args=["--forwarded-allow-ips", "10.0.0.0/8, 192.168.1.1"])
+    everyone = spikard_server(APP, args=["--forwarded-allow-ips", "*"])
+    headers = {"X-Forwarded-For": "198.51.100.1, 203.0.113.7", "X-Forwarded-Proto": "https"}
+    for server in (off, elsewhere):
+        body = httpx.get(f"http://127.0.0.1:{server.port}/who", headers=headers).json()
+        assert (body["host"], body["scheme"]) == ("127.0.0.1", "http")
+    body = httpx.get(f"http://127.0.0.1:{everyone.port}/who", headers=headers).json()
+    assert (body["host"], body["scheme"]) == ("198.51.100.1", "https")  # all trusted: the leftmost
+
+
+def test_root_path_is_part_of_request_url(spikard_server):
+    server = spikard_server(APP, args=["--root-path", "/api/v1"])
+    body = httpx.get(f"http://127.0.0.1:{server.port}/who?q=1").json()
+    assert body["url"] == f"http://127.0.0.1:{server.port}/api/v1/who?q=1"
+
+
+def uds_get(path: Path, target: str) -> httpx.Response:
+    with httpx.Client(transport=httpx.HTTPTransport(uds=str(path)), base_url="http://spikard") as client:
+        return client.get(target, headers={"X-Forwarded-For": "203.0.113.9"})
+
+
+def start_uds(tmp_path: Path, socket_path: Path, *args: str) -> SpikardProcess:
+    write_app(tmp_path, APP)
+    command = [*spikard_command(), "run", "app.py", "--uds", str(socket_path), *args]
+    return SpikardProcess(command, tmp_path, 0, tmp_path / "uds-stderr.txt", tmp_path / "uds-stdout.txt")
+
+
+def test_unix_socket_serving_and_cleanup(tmp_path: Path):
+    socket_path = tmp_path / "app.sock"
+    # A socket file left by a server that is gone is replaced.
+    stale = socket.socket(socket.AF_UNIX)
+    stale.bind(str(socket_path))
+    stale.close()
+    server = start_uds(tmp_path, socket_path)
+    try:
+        response = wait_until(lambda: socket_path.exists() and _try(lambda: uds_get(socket_path, "/who")), what="uds")
+        body = response.json()
+        # A Unix socket's peers are local processes: proxy headers are believed.
+        assert body["host"] == "203.0.113.9"
+        assert oct(socket_path.stat().st_mode & 0o777) == "0o666"
+        # A second server on the same live socket is refused, and leaves it alone.
+        second = run_cli(["run", "app.py", "--uds", str(socket_path)], cwd=tmp_path)
+        assert second.returncode == 1
+        assert "already listening" in second.stderr
+        assert uds_get(socket_path, "/who").status_code == 200
+        assert server.stop() == 0
+        assert not socket_path.exists()
+        lines = [line for line in server.stdout.splitlines() if "/who" in line]
+        assert lines and all(line.startswith('203.0.113.9 - "GET /who HTTP/1.1" 200') for line in lines), lines
+    finally:
+        server.kill()
+
+
+def test_unix_socket_with_two_workers(tmp_path: Path):
+    socket_path = tmp_path / "app.sock"
+    server = start_uds(tmp_path, socket_path, "--workers", "2")
+    try:
+        wait_until(lambda: socket_path.exists() and _try(lambda: uds_get(socket_path, "/who")), what="uds")
+        pids = wait_until(
+            lambda: len(p := {uds_get(socket_path, "/who").json()["pid"] for _ in range(40)}) == 2 and p,
+            timeout=20,
+            what="two workers",
+        )
+        assert server.proc.pid not in pids
+        assert server.stop() == 0
+        assert not socket_path.exists()
+    finally:
+        server.kill()
+
+
+def _try(call):
+    try:
+        return call()
+    except (OSError, httpx.TransportError):
+        return None
+
+
+def test_inherited_socket_by_file_descriptor(tmp_path: Path):
+    write_app(tmp_path, APP)
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    fd = listener.fileno()
+    command = [*spikard_command(), "run", "app.py", "--fd", str(fd)]
+    with (tmp_path / "fd-stderr.txt").open("wb") as stderr:
+        process = subprocess.Popen(command, cwd=tmp_path, pass_fds=(fd,), stderr=stderr, stdout=subprocess.DEVNULL)
+    listener.close()  # the server holds its own copy
+    try:
+        response = wait_until(lambda: _try(lambda: httpx.get(f"http://127.0.0.1:{port}/who")), what="fd server")
+        assert response.status_code == 200
+        assert response.json()["pid"] == process.pid
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=15) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+
+def test_file_descriptor_that_is_not_a_listening_socket(tmp_path: Path):
+    write_app(tmp_path, APP)
+    with open(tmp_path / "app.py", "rb") as file:
+        fd = file.fileno()
+        result = subprocess.run(
+            [*spikard_command(), "run", "app.py", "--fd", str(fd)],
+            cwd=tmp_path,
+            pass_fds=(fd,),
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    assert result.returncode == 1
+    assert f"file descriptor {fd} is not" in result.stderr
+
+
+def test_keep_alive_and_header_read_timeouts_reach_the_runtime(spikard_server):
+    server = spikard_server(APP, args=["--keep-alive", "0.5", "--header-read-timeout", "1"])
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(b"GET /who HTTP/1.1\r\nHost: t\r\n\r\n")
+        assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+        started = time.monotonic()
+        assert sock.recv(65536) == b""  # closed by the server once idle
+        assert 0.3 < time.monotonic() - started < 3
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(b"GET /who HTTP/1.1\r\n")  # a head that never ends
+        started = time.monotonic()
+        assert sock.recv(65536) == b""
+        assert 0.8 < time.monotonic() - started < 4
+
+
+def test_keep_alive_zero_closes_after_each_response(spikard_server):
+    server = spikard_server(APP, args=["--keep-alive", "0"])
+    response = httpx.get(f"http://127.0.0.1:{server.port}/who")
+    assert response.headers.get("connection") == "close"
+
+
+def test_max_connections_makes_new_connections_wait(spikard_server):
+    server = spikard_server(APP, args=["--max-connections", "1"])
+    # wait_serving's probe connection has closed; take the one slot.
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as first:
+        first.sendall(b"GET /who HTTP/1.1\r\nHost: t\r\n\r\n")
+        assert first.recv(65536).startswith(b"HTTP/1.1 200")
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as second:
+            second.sendall(b"GET /who HTTP/1.1\r\nHost: t\r\n\r\n")
+            second.settimeout(0.5)
+            with pytest.raises(TimeoutError):
+                second.recv(65536)
+            first.close()
+            second.settimeout(10)
+            assert second.recv(65536).startswith(b"HTTP/1.1 200")
+    assert "connections are open, the limit (--max-connections)" in server.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--uds", "x.sock", "--fd", "3"], "--uds and --fd cannot be used together"),
+        (["--forwarded-allow-ips", "10.0.0.0/99"], "is not an IP network"),
+        (["--keep-alive", "-1"], "--keep-alive cannot be negative"),
+        (["--max-connections", "-5"], "--max-connections cannot be negative"),
+        (["--root-path", "api"], "--root-path must start with '/'"),
+        (["--log-config", "missing.json"], "missing.json"),
+        (["--log-level", "loud"], "invalid choice"),
+    ],
+)
+def test_bad_arguments_are_refused_with_a_reason(tmp_path: Path, args, message):
+    write_app(tmp_path, APP)
+    result = run_cli(["run", "app.py", "--port", str(free_port()), *args], cwd=tmp_path)
+    assert result.returncode == 2
+    assert message in result.stderr
+
+
+def test_help_states_the_defaults(tmp_path: Path):
+    text = run_cli(["run", "--help"], cwd=tmp_path).stdout
+    compact = " ".join(text.split())
+    for expected in (
+        "--keep-alive SECONDS",
+        "(default: 5.0)",
+        "--header-read-timeout SECONDS",
+        "(default: 10.0)",
+        "--max-connections N",
+        "(default: 10000)",
+        "--no-access-log",
+        "--forwarded-allow-ips",
+        "--uds PATH",
+        "--fd N",
+    ):
+        assert expected in compact, expected
+
+
+def test_env_forwarded_allow_ips_is_the_default(tmp_path: Path):
+    write_app(tmp_path, APP)
+    port = free_port()
+    env = {**os.environ, "FORWARDED_ALLOW_IPS": "10.1.1.1"}
+    with (tmp_path / "stderr.txt").open("wb") as stderr:
+        process = subprocess.Popen(
+            [*spikard_command(), "run", "app.py", "--port", str(port)],
+            cwd=tmp_path,
+            env=env,
+            stderr=stderr,
+            stdout=subprocess.DEVNULL,
+        )
+    try:
+        response = wait_until(
+            lambda: _try(lambda: httpx.get(f"http://127.0.0.1:{port}/who", headers={"X-Forwarded-For": "203.0.113.7"})),
+            what="server",
+        )
+        assert response.json()["host"] == "127.0.0.1"  # 127.0.0.1 is no longer trusted
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=15)
