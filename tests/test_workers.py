@@ -11,6 +11,7 @@ import signal
 import socket
 import threading
 import time
+from collections import Counter
 
 import pytest
 from conftest import http_get
@@ -183,4 +184,26 @@ def test_workers_zero_means_one_per_core(spikard_server):
     server = spikard_server(APP, args=["--workers", "0"])
     cores = os.cpu_count() or 1
     wait_for(lambda: len(pids_seen(server.port, 50)) == cores, what="a worker per core")
+    assert server.stop() == 0
+
+
+def test_a_burst_of_connections_is_spread_over_the_workers(spikard_server):
+    """A client pool connecting all at once: without the shared connection table, the
+    first worker woken takes nearly every connection."""
+    server = spikard_server(APP, args=["--workers", "2"])
+    wait_for(lambda: len(pids_seen(server.port, 50)) == 2, what="both workers answering")
+    connections = [http.client.HTTPConnection("127.0.0.1", server.port, timeout=10) for _ in range(40)]
+    try:
+        for connection in connections:
+            connection.connect()
+        pids = []
+        for connection in connections:
+            connection.request("GET", "/pid")
+            pids.append(json.loads(connection.getresponse().read())["pid"])
+    finally:
+        for connection in connections:
+            connection.close()
+    counts = sorted(Counter(pids).values())
+    print("connections per worker:", counts)
+    assert len(counts) == 2 and counts[0] >= 16, counts
     assert server.stop() == 0

@@ -14,6 +14,7 @@ pub mod formats;
 pub mod handler;
 pub mod params;
 pub mod path;
+pub mod peers;
 pub mod problem;
 pub mod remote;
 pub mod router;
@@ -28,6 +29,7 @@ pub use handler::{
     ResponseBody,
 };
 pub use params::{ParamSource, ParamSpec, Scalar};
+pub use peers::Peers;
 pub use problem::{FieldError, LocSegment, Problem};
 pub use remote::{ClientAddr, ProxyTrust, Remote, Scheme};
 pub use router::{RouteSpec, Router, RouterBuilder};

@@ -22,6 +22,7 @@ use tokio::time::Instant;
 
 use crate::app::App;
 use crate::connections::{Activity, Connections, Timeouts, Watched};
+use crate::peers::Peers;
 
 /// Says something worth an operator's attention (the binding logs it).
 pub type Warn = Arc<dyn Fn(String) + Send + Sync>;
@@ -40,6 +41,8 @@ pub struct ServerConfig {
     pub max_connections: usize,
     /// After shutdown starts, in-flight requests get this long to finish.
     pub graceful_timeout: Duration,
+    /// The other processes accepting from the same socket, to share connections with.
+    pub peers: Option<Arc<Peers>>,
     pub warn: Warn,
 }
 
@@ -50,6 +53,7 @@ impl Default for ServerConfig {
             keep_alive: Some(Duration::from_secs(5)),
             max_connections: 0,
             graceful_timeout: Duration::from_secs(30),
+            peers: None,
             warn: Arc::new(|message| eprintln!("spikard: {message}")),
         }
     }
@@ -91,6 +95,11 @@ impl Listener for UnixListener {
 /// How often a full connection table is reported while it stays full.
 const FULL_REPORT_INTERVAL: Duration = Duration::from_secs(60);
 
+/// How long a process ahead of its peers waits, at most, before accepting anyway
+/// (a peer may be too busy to accept), and in which steps it looks again.
+const MAX_DEFERRAL: Duration = Duration::from_millis(5);
+const DEFERRAL_STEP: Duration = Duration::from_millis(1);
+
 /// Serves `app` on `listener` until `shutdown` completes, then stops accepting
 /// and lets open connections finish within the grace period.
 pub async fn serve<L, F>(
@@ -124,8 +133,15 @@ where
     let slots = Arc::new(Semaphore::new(limit));
     let mut reported_full: Option<Instant> = None;
     let connections = Connections::new();
+    let held = {
+        let slots = slots.clone();
+        move || limit - slots.available_permits()
+    };
+    if let Some(peers) = &config.peers {
+        peers.publish(0);
+    }
     tokio::pin!(shutdown);
-    loop {
+    'serving: loop {
         // Past the limit, connections wait in the kernel's listen queue (or are
         // taken by another worker sharing the socket) until one closes here.
         let slot = match slots.clone().try_acquire_owned() {
@@ -144,9 +160,24 @@ where
                 }
             }
         };
+        if let Some(peers) = &config.peers {
+            let mut waited = Duration::ZERO;
+            // `held` counts the slot taken for the next connection.
+            while waited < MAX_DEFERRAL && peers.ahead_of_a_peer(held() - 1) {
+                tokio::select! {
+                    () = tokio::time::sleep(DEFERRAL_STEP) => waited += DEFERRAL_STEP,
+                    () = &mut shutdown => break 'serving,
+                }
+            }
+        }
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
+                    let peers = config.peers.clone();
+                    if let Some(peers) = &peers {
+                        peers.publish(held());
+                    }
+                    let held = held.clone();
                     let app = app.clone();
                     let builder = builder.clone();
                     let connections = connections.clone();
@@ -169,7 +200,14 @@ where
                         let connection = builder.serve_connection(io, service);
                         connections.serve(connection, activity, timeouts).await;
                         drop(slot);
+                        if let Some(peers) = peers {
+                            peers.publish(held());
+                        }
                     });
+                    // Serve what is ready before taking the next connection: when
+                    // several processes accept from one socket, the first one
+                    // woken would otherwise take a whole burst of connections.
+                    tokio::task::yield_now().await;
                 }
                 Err(error) => {
                     // Out of file descriptors and the like: back off briefly
@@ -180,6 +218,9 @@ where
             },
             () = &mut shutdown => break,
         }
+    }
+    if let Some(peers) = &config.peers {
+        peers.withdraw();
     }
     // New connections are refused from here on (when no other process holds
     // the socket); open ones finish what they serve.

@@ -52,6 +52,9 @@ class ServeOptions:
     proxy_headers: bool = True  # believe Forwarded / X-Forwarded-* from forwarded_allow_ips
     forwarded_allow_ips: str = "127.0.0.1"
     root_path: str = ""  # where a proxy mounts the app, for ``request.url``
+    # Set by the supervisor: its table of connections per worker, and this worker's slot.
+    peers_fd: int = -1
+    peer_slot: int = 0
 
 
 @dataclass(frozen=True)

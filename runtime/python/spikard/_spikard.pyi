@@ -52,6 +52,8 @@ class _ServeOptions(Protocol):
     access_log: bool
     proxy_headers: bool
     forwarded_allow_ips: str
+    peers_fd: int
+    peer_slot: int
 
 class Server:
     """Serves route plans on a listening socket, on the calling thread."""

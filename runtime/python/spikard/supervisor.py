@@ -17,6 +17,10 @@ requests it cut short when it stopped (``cut N``).
   predecessor stops, so no connection is refused.
 - ``max_requests``: a worker that has served that many (plus jitter) is replaced
   the same way.
+
+Workers share connections through a table in shared memory (a memory file, one
+slot per worker) where each publishes how many it holds: one ahead of the others
+briefly leaves new connections to them (``runtime/http/src/peers.rs``).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import mmap
 import os
 import random
 import selectors
@@ -55,6 +60,33 @@ class WorkerSpec:
     log_config: str | None = None
 
 
+class ConnectionTable:
+    """The shared table of connections per worker: a memory file of ``u32`` slots,
+    ``0xFFFFFFFF`` for a slot whose worker does not accept (yet, or any more)."""
+
+    NOT_ACCEPTING = b"\xff\xff\xff\xff"
+
+    def __init__(self, slots: int) -> None:
+        self.fd = os.memfd_create("spikard-connections")
+        os.ftruncate(self.fd, 4 * slots)
+        self._map = mmap.mmap(self.fd, 4 * slots)
+        self._map[:] = self.NOT_ACCEPTING * slots
+        self._free = list(range(slots))
+
+    def take(self) -> int | None:
+        """A free slot, or None when every slot is in use (the worker then does not share)."""
+        return self._free.pop(0) if self._free else None
+
+    def give_back(self, slot: int) -> None:
+        """The worker in ``slot`` has exited."""
+        self._map[4 * slot : 4 * slot + 4] = self.NOT_ACCEPTING
+        self._free.append(slot)
+
+    def close(self) -> None:
+        self._map.close()
+        os.close(self.fd)
+
+
 @dataclass
 class Worker:
     process: subprocess.Popen[bytes]
@@ -64,6 +96,7 @@ class Worker:
     retiring: bool = False  # asked to stop; its exit is expected
     buffer: bytes = b""
     cut: int = 0
+    slot: int | None = None  # in the connection table
 
     @property
     def pid(self) -> int:
@@ -83,6 +116,7 @@ class Supervisor:
     quick_deaths: int = 0
     next_spawn_at: float = 0.0
     _selector: selectors.DefaultSelector = field(default_factory=selectors.DefaultSelector)
+    _table: ConnectionTable | None = None
 
     # -- processes ---------------------------------------------------------
 
@@ -93,6 +127,11 @@ class Supervisor:
         if options.max_requests and self.spec.max_requests_jitter:
             jitter = random.randint(0, self.spec.max_requests_jitter)
             options = dataclasses.replace(options, max_requests=options.max_requests + jitter)
+        slot = self._table.take() if self._table else None
+        inherited = [listen_fd, theirs.fileno()]
+        if self._table and slot is not None:
+            options = dataclasses.replace(options, peers_fd=self._table.fd, peer_slot=slot)
+            inherited.append(self._table.fd)
         command = [
             sys.executable,
             "-m",
@@ -111,13 +150,13 @@ class Supervisor:
             command += ["--log-config", self.spec.log_config]
         process = subprocess.Popen(
             command,
-            pass_fds=(listen_fd, theirs.fileno()),
+            pass_fds=inherited,
             # Terminal signals go to the supervisor only; it stops workers itself.
             start_new_session=True,
         )
         theirs.close()
         ours.setblocking(False)
-        worker = Worker(process, ours, time.monotonic())
+        worker = Worker(process, ours, time.monotonic(), slot=slot)
         self._selector.register(ours, selectors.EVENT_READ, worker)
         self.workers.append(worker)
         return worker
@@ -181,6 +220,8 @@ class Supervisor:
                 continue
             self._finish_reading(worker)
             self.workers.remove(worker)
+            if self._table and worker.slot is not None:
+                self._table.give_back(worker.slot)
             self.cut += worker.cut
             if worker.retiring or self.stopping:
                 continue
@@ -221,9 +262,12 @@ class Supervisor:
         previous_fd = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
         handled = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
         previous = {sig: signal.signal(sig, lambda *_: None) for sig in handled}
+        # Room for a successor beside every worker during restarts.
+        self._table = ConnectionTable(2 * self.count)
         try:
             return self._serve()
         finally:
+            self._table.close()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
             signal.set_wakeup_fd(previous_fd)

@@ -298,7 +298,7 @@ pub async fn drive_loop(bridge: std::sync::Arc<Bridge>, selector_fd: RawFd) {
     loop {
         let next = Python::attach(|py| {
             bridge.run_once(py).unwrap_or_else(|error| {
-                error.print(py);
+                crate::failures::fault(py, &bridge, "the event loop", error);
                 Some(0.001)
             })
         });

@@ -199,7 +199,7 @@ impl Fallback for PythonFallback {
                 Ok(handler) if handler.is_none() => return None,
                 Ok(handler) => handler,
                 Err(error) => {
-                    error.print(py);
+                    fault(py, &self.bridge, &label, error);
                     return None;
                 }
             };

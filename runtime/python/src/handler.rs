@@ -113,7 +113,7 @@ fn on_exception(
         }
         Ok(handler) => handler,
         Err(decide_error) => {
-            decide_error.print(py);
+            fault(py, bridge, &plan.label, decide_error);
             return ready(Err(fault(py, bridge, &plan.label, error)));
         }
     };

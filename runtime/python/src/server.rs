@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use pyo3::exceptions::{PyOSError, PyValueError};
 use pyo3::prelude::*;
-use spikard_http::{AccessLog, App, AppConfig, ProxyTrust, RouterBuilder, ServerConfig};
+use spikard_http::{AccessLog, App, AppConfig, Peers, ProxyTrust, RouterBuilder, ServerConfig};
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::{watch, Notify};
 
@@ -38,12 +38,25 @@ pub struct ServeOptions {
     /// Believe `Forwarded` / `X-Forwarded-*` from `forwarded_allow_ips`.
     pub proxy_headers: bool,
     pub forwarded_allow_ips: String,
+    /// The supervisor's table of connections per worker (a memory file), and
+    /// this worker's slot in it; -1 when the socket is not shared.
+    pub peers_fd: RawFd,
+    pub peer_slot: usize,
 }
 
 impl ServeOptions {
-    fn server_config(&self, warn: Py<PyAny>) -> ServerConfig {
+    fn server_config(&self, warn: Py<PyAny>) -> PyResult<ServerConfig> {
         let seconds = |s: f64| (s > 0.0).then(|| Duration::from_secs_f64(s));
-        ServerConfig {
+        let peers = if self.peers_fd >= 0 {
+            let table = std::fs::File::from(duplicate(self.peers_fd)?);
+            let peers = Peers::open(&table, self.peer_slot)
+                .map_err(|e| PyOSError::new_err(format!("the workers' table: {e}")))?;
+            Some(Arc::new(peers))
+        } else {
+            None
+        };
+        Ok(ServerConfig {
+            peers,
             header_read_timeout: seconds(self.header_read_timeout),
             keep_alive: Some(seconds(self.keep_alive).unwrap_or(Duration::ZERO)),
             max_connections: self.max_connections,
@@ -55,7 +68,7 @@ impl ServeOptions {
                     }
                 })
             }),
-        }
+        })
     }
 }
 
@@ -181,7 +194,7 @@ impl Server {
             .then(|| ProxyTrust::parse(&options.forwarded_allow_ips))
             .transpose()
             .map_err(|e| PyValueError::new_err(format!("forwarded_allow_ips: {e}")))?;
-        let config = options.server_config(context.warn.clone_ref(py));
+        let config = options.server_config(context.warn.clone_ref(py))?;
         let access_sink = access::AccessSink {
             console: context.access_console.clone_ref(py),
             records: context.write_access.clone_ref(py),
