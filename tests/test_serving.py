@@ -4,6 +4,7 @@ inherited sockets, connection timeouts and limits, and refused arguments."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import os
 import re
@@ -18,10 +19,22 @@ import pytest
 from conftest import SpikardProcess, free_port, run_cli, spikard_command, write_app
 
 APP = """
+import asyncio
 import os
 from spikard import Request, Spikard
 
 app = Spikard()
+
+
+@app.get("/slow")
+async def slow(seconds: float = 1.0):
+    await asyncio.sleep(seconds)
+    return {"pid": os.getpid()}
+
+
+@app.post("/echo")
+async def echo(request: Request):
+    return {"length": len(await request.body())}
 
 
 @app.get("/who")
@@ -149,6 +162,10 @@ def test_proxy_headers_from_a_trusted_peer(spikard_server):
     assert forwarded.json()["url"].startswith("https://")
     rfc = httpx.get(url, headers={"Forwarded": 'for="[2001:db8::1]:4711";proto=https'})
     assert (rfc.json()["host"], rfc.json()["scheme"]) == ("2001:db8::1", "https")
+    # X-Forwarded-* is read first, as uvicorn does: a Forwarded header a client sent
+    # through a proxy that sets X-Forwarded-For counts for nothing.
+    both = httpx.get(url, headers={"Forwarded": "for=6.6.6.6;proto=https", "X-Forwarded-For": "203.0.113.8"})
+    assert (both.json()["host"], both.json()["scheme"]) == ("203.0.113.8", "http")
     plain = httpx.get(url).json()
     assert (plain["host"], plain["scheme"]) == ("127.0.0.1", "http")
     assert plain["port"] > 0
@@ -190,11 +207,11 @@ def test_unix_socket_serving_and_cleanup(tmp_path: Path):
     stale = socket.socket(socket.AF_UNIX)
     stale.bind(str(socket_path))
     stale.close()
-    server = start_uds(tmp_path, socket_path)
+    server = start_uds(tmp_path, socket_path, "--forwarded-allow-ips", "*")
     try:
         response = wait_until(lambda: socket_path.exists() and _try(lambda: uds_get(socket_path, "/who")), what="uds")
         body = response.json()
-        # A Unix socket's peers are local processes: proxy headers are believed.
+        # A socket's peer has no address: with '*', its proxy headers are believed.
         assert body["host"] == "203.0.113.9"
         assert oct(socket_path.stat().st_mode & 0o777) == "0o666"
         # A second server on the same live socket is refused, and leaves it alone.
@@ -208,6 +225,44 @@ def test_unix_socket_serving_and_cleanup(tmp_path: Path):
         assert lines and all(line.startswith('203.0.113.9 - "GET /who HTTP/1.1" 200') for line in lines), lines
     finally:
         server.kill()
+
+
+def test_unix_socket_peers_are_not_trusted_by_default(tmp_path: Path):
+    socket_path = tmp_path / "app.sock"
+    server = start_uds(tmp_path, socket_path)
+    try:
+        response = wait_until(lambda: socket_path.exists() and _try(lambda: uds_get(socket_path, "/who")), what="uds")
+        assert response.json()["host"] is None  # no address, and X-Forwarded-For ignored
+        assert server.stop() == 0
+    finally:
+        server.kill()
+
+
+def test_a_stopping_server_leaves_its_successors_socket_alone(tmp_path: Path):
+    """The old instance drains after the new one has bound the same path: its exit
+    must not unlink the new instance's socket file."""
+    socket_path = tmp_path / "app.sock"
+    old = start_uds(tmp_path, socket_path)
+    new = None
+    try:
+        wait_until(lambda: socket_path.exists() and _try(lambda: uds_get(socket_path, "/who")), what="old")
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            slow = pool.submit(uds_get, socket_path, "/slow?seconds=2")
+            time.sleep(0.5)
+            old.proc.send_signal(signal.SIGTERM)
+            time.sleep(0.5)  # the old one has closed its listener and drains
+            command = [*spikard_command(), "run", "app.py", "--uds", str(socket_path)]
+            new = SpikardProcess(command, tmp_path, 0, tmp_path / "new-stderr.txt", tmp_path / "new-stdout.txt")
+            wait_until(lambda: _try(lambda: uds_get(socket_path, "/who")), what="new")
+            assert slow.result().status_code == 200
+        assert old.wait() == 0
+        assert uds_get(socket_path, "/who").json()["pid"] == new.proc.pid
+        assert new.stop() == 0
+        assert not socket_path.exists()
+    finally:
+        old.kill()
+        if new:
+            new.kill()
 
 
 def test_unix_socket_with_two_workers(tmp_path: Path):
@@ -285,6 +340,58 @@ def test_keep_alive_and_header_read_timeouts_reach_the_runtime(spikard_server):
         assert 0.8 < time.monotonic() - started < 4
 
 
+def test_a_stalled_body_gets_408(spikard_server):
+    server = spikard_server(APP, args=["--header-read-timeout", "1"])
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nab")
+        started = time.monotonic()
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+        assert answer.startswith(b"HTTP/1.1 408"), answer
+        assert 0.8 < time.monotonic() - started < 5
+
+
+def test_a_client_that_leaves_is_logged_with_499(spikard_server):
+    server = spikard_server(APP)
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(b"GET /slow?seconds=1 HTTP/1.1\r\nHost: t\r\n\r\n")
+        time.sleep(0.3)
+    wait_until(lambda: any(m["status"] == "499" for m in access_lines(server)), what="a 499 line")
+    assert [m["target"] for m in access_lines(server) if m["status"] == "499"] == ["/slow?seconds=1"]
+
+
+def test_logging_set_up_by_the_app_or_a_root_only_config_keeps_spikards_logs(spikard_server, tmp_path: Path):
+    configured = (
+        APP
+        + """
+import logging.config
+logging.config.dictConfig({"version": 1})  # disables every logger that exists
+"""
+    )
+    server = spikard_server(configured)
+    assert server.get("/boom")[0] == 500
+    wait_until(lambda: any(m["target"] == "/boom" for m in access_lines(server)), what="access line")
+    assert "serving" in server.stderr
+    wait_until(lambda: "RuntimeError: kaboom" in server.stderr, what="the traceback")
+    root_only = {
+        "version": 1,
+        "formatters": {"named": {"format": "%(name)s %(message)s"}},
+        "handlers": {
+            "file": {"class": "logging.FileHandler", "filename": str(tmp_path / "all.log"), "formatter": "named"}
+        },
+        "root": {"handlers": ["file"], "level": "INFO"},
+    }
+    (tmp_path / "root.json").write_text(json.dumps(root_only))
+    logged = spikard_server(APP, args=["--log-config", "root.json"])
+    assert logged.get("/who")[0] == 200
+    assert logged.stop() == 0
+    text = (tmp_path / "all.log").read_text()
+    assert "spikard.error serving" in text
+    assert re.search(r'spikard\.access 127\.0\.0\.1:\d+ - "GET /who HTTP/1.1" 200', text), text
+    assert "spikard.error stopped" in text
+
+
 def test_keep_alive_zero_closes_after_each_response(spikard_server):
     server = spikard_server(APP, args=["--keep-alive", "0"])
     response = httpx.get(f"http://127.0.0.1:{server.port}/who")
@@ -312,6 +419,7 @@ def test_max_connections_makes_new_connections_wait(spikard_server):
     ("args", "message"),
     [
         (["--uds", "x.sock", "--fd", "3"], "--uds and --fd cannot be used together"),
+        (["--uds", "x.sock", "--host", "0.0.0.0"], "--host and --port do not apply with --uds"),
         (["--forwarded-allow-ips", "10.0.0.0/99"], "is not an IP network"),
         (["--keep-alive", "-1"], "--keep-alive cannot be negative"),
         (["--max-connections", "-5"], "--max-connections cannot be negative"),
@@ -322,7 +430,8 @@ def test_max_connections_makes_new_connections_wait(spikard_server):
 )
 def test_bad_arguments_are_refused_with_a_reason(tmp_path: Path, args, message):
     write_app(tmp_path, APP)
-    result = run_cli(["run", "app.py", "--port", str(free_port()), *args], cwd=tmp_path)
+    port = [] if "--uds" in args else ["--port", str(free_port())]
+    result = run_cli(["run", "app.py", *port, *args], cwd=tmp_path)
     assert result.returncode == 2
     assert message in result.stderr
 

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::FutureExt;
@@ -30,6 +30,8 @@ pub struct AppConfig {
     pub debug: bool,
     /// Believe proxy headers from these peers (`None`: take peers as they are).
     pub proxy: Option<ProxyTrust>,
+    /// A request body may pause at most this long (`None`: for ever).
+    pub body_stall: Option<Duration>,
 }
 
 impl Default for AppConfig {
@@ -38,6 +40,44 @@ impl Default for AppConfig {
             max_body_size: 10 * 1024 * 1024,
             debug: false,
             proxy: None,
+            body_stall: Some(Duration::from_secs(10)),
+        }
+    }
+}
+
+/// The status logged for a request whose client left before the answer.
+const CLIENT_CLOSED_REQUEST: u16 = 499;
+
+/// One request being handled: counted in flight, and logged, until it ends,
+/// answered or dropped because its client went away.
+struct Handling<'a> {
+    app: &'a App,
+    logged: Option<(&'a AccessLog, AccessRecord, Instant)>,
+}
+
+impl<'a> Handling<'a> {
+    fn begin(app: &'a App, logged: Option<(&'a AccessLog, AccessRecord)>) -> Self {
+        app.in_flight.fetch_add(1, Ordering::Relaxed);
+        Handling {
+            app,
+            logged: logged.map(|(log, record)| (log, record, Instant::now())),
+        }
+    }
+
+    fn answered(&mut self, status: StatusCode) {
+        if let Some((_, record, _)) = &mut self.logged {
+            record.status = status.as_u16();
+        }
+    }
+}
+
+impl Drop for Handling<'_> {
+    fn drop(&mut self) {
+        self.app.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.app.served.fetch_add(1, Ordering::Relaxed);
+        if let Some((log, mut record, started)) = self.logged.take() {
+            record.duration = started.elapsed();
+            log.record(record);
         }
     }
 }
@@ -110,7 +150,7 @@ impl App {
             Some(trust) => trust.resolve(peer, request.headers()),
             None => Remote::direct(peer),
         };
-        let logged = self.access_log.as_ref().map(|log| {
+        let logged = self.access_log.as_deref().map(|log| {
             let record = AccessRecord {
                 client: remote.client.clone(),
                 method: request.method().clone(),
@@ -119,17 +159,16 @@ impl App {
                     |pq| pq.as_str().to_owned(),
                 ),
                 version: request.version(),
-                status: 0,
-                duration: Default::default(),
+                // Kept if the client leaves before the answer (nginx's code for it).
+                status: CLIENT_CLOSED_REQUEST,
+                duration: Duration::ZERO,
             };
-            (log, record, Instant::now())
+            (log, record)
         });
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        let mut handling = Handling::begin(self, logged);
         let outcome = AssertUnwindSafe(self.dispatch(request, remote))
             .catch_unwind()
             .await;
-        self.in_flight.fetch_sub(1, Ordering::Relaxed);
-        self.served.fetch_add(1, Ordering::Relaxed);
         let response = match outcome {
             Ok(response) => response,
             // The panic hook has already printed the message and location.
@@ -137,11 +176,7 @@ impl App {
                 Problem::internal(self.config.debug.then(|| panic_message(&*panic))).into_response()
             }
         };
-        if let Some((log, mut record, start)) = logged {
-            record.duration = start.elapsed();
-            record.status = response.status().as_u16();
-            log.record(record);
-        }
+        handling.answered(response.status());
         response
     }
 
@@ -176,17 +211,22 @@ impl App {
                     .await
             }
         };
-        let limit = self.config.max_body_size;
+        let (limit, stall) = (self.config.max_body_size, self.config.body_stall);
         let (body, raw_body) = match &route.body {
-            Some(spec) => match spec.read(&head.headers, body, limit, &mut errors).await {
+            Some(spec) => match spec
+                .read(&head.headers, body, limit, stall, &mut errors)
+                .await
+            {
                 Ok(Some(read)) => (Some(read.value), Some(read.raw)),
                 Ok(None) => (None, None),
                 Err(problem) => return problem.into_response(),
             },
-            None if route.wants_request => match body::read_raw(&head.headers, body, limit).await {
-                Ok(raw) => (None, Some(raw)),
-                Err(problem) => return problem.into_response(),
-            },
+            None if route.wants_request => {
+                match body::read_raw(&head.headers, body, limit, stall).await {
+                    Ok(raw) => (None, Some(raw)),
+                    Err(problem) => return problem.into_response(),
+                }
+            }
             None => (None, None),
         };
         if !errors.is_empty() {

@@ -5,6 +5,7 @@ use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use http::HeaderMap;
 use std::time::Duration;
 
+use futures_util::FutureExt;
 use http_body_util::BodyExt;
 use serde_json::Value;
 
@@ -46,7 +47,8 @@ impl CompiledBody {
         })
     }
 
-    /// Reads and parses the body. `Ok(None)` is an absent optional body;
+    /// Reads and parses the body: at most `limit` bytes, pausing at most
+    /// `stall` between chunks. `Ok(None)` is an absent optional body;
     /// validation errors are appended to `errors`; a request that cannot be
     /// read as JSON at all is a [`Problem`].
     pub async fn read<B>(
@@ -54,6 +56,7 @@ impl CompiledBody {
         headers: &HeaderMap,
         body: B,
         limit: usize,
+        stall: Option<Duration>,
         errors: &mut Vec<FieldError>,
     ) -> Result<Option<JsonBody>, Problem>
     where
@@ -65,7 +68,7 @@ impl CompiledBody {
             // Too large to be worth reading: answer at once and close.
             return Err(Problem::payload_too_large(limit).closing());
         }
-        let bytes = read_limited(body, limit).await?;
+        let bytes = read_limited(body, limit, stall).await?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             if self.required {
                 errors.push(FieldError::missing(vec![LocSegment::Key("body".into())]));
@@ -87,6 +90,7 @@ pub(crate) async fn read_raw<B>(
     headers: &HeaderMap,
     body: B,
     limit: usize,
+    stall: Option<Duration>,
 ) -> Result<Bytes, Problem>
 where
     B: http_body::Body<Data = Bytes>,
@@ -95,7 +99,7 @@ where
     if declared_length(headers).is_some_and(|len| len > limit.saturating_add(DRAIN_MAX_BYTES)) {
         return Err(Problem::payload_too_large(limit).closing());
     }
-    read_limited(body, limit).await
+    read_limited(body, limit, stall).await
 }
 
 /// How much of an oversized body is read and thrown away before answering 413,
@@ -104,8 +108,10 @@ where
 const DRAIN_MAX_BYTES: usize = 64 * 1024 * 1024;
 const DRAIN_MAX_TIME: Duration = Duration::from_secs(3);
 
-/// Collects the body, up to `limit` bytes.
-async fn read_limited<B>(body: B, limit: usize) -> Result<Bytes, Problem>
+/// Collects the body, up to `limit` bytes. A client that stops sending for
+/// `stall` gets 408 and the connection is closed: it would otherwise hold its
+/// connection, and a handler, for ever.
+async fn read_limited<B>(body: B, limit: usize, stall: Option<Duration>) -> Result<Bytes, Problem>
 where
     B: http_body::Body<Data = Bytes>,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -114,7 +120,20 @@ where
     let mut first: Option<Bytes> = None;
     let mut rest: Vec<u8> = Vec::new();
     let mut total = 0usize;
-    while let Some(frame) = body.frame().await {
+    loop {
+        // A body already received (most are, with their head) needs no timer.
+        let next = match body.frame().now_or_never() {
+            Some(next) => next,
+            None => match stall {
+                Some(stall) => tokio::time::timeout(stall, body.frame())
+                    .await
+                    .map_err(|_| Problem::request_timeout().closing())?,
+                None => body.frame().await,
+            },
+        };
+        let Some(frame) = next else {
+            break;
+        };
         let frame = frame.map_err(|e| {
             Problem::bad_request(format!("Failed to read the request body: {}", e.into()))
         })?;
@@ -218,6 +237,7 @@ mod tests {
                 &hdrs,
                 Full::new(Bytes::from_static(body.as_bytes())),
                 limit,
+                None,
                 &mut errors,
             )
             .await
@@ -292,7 +312,7 @@ mod tests {
         let body = http_body_util::StreamBody::new(futures_util::stream::iter(chunks));
         let mut errors = Vec::new();
         let body = spec
-            .read(&HeaderMap::new(), body, 100, &mut errors)
+            .read(&HeaderMap::new(), body, 100, None, &mut errors)
             .await
             .unwrap()
             .unwrap();

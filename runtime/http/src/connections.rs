@@ -10,7 +10,9 @@
 //! - *busy* serving requests: no timeout here.
 //!
 //! hyper has one timer for the first two together, so its own is off and this
-//! one is used; the phases cost a few atomic operations per request.
+//! one is used; the phases cost a few atomic operations per request. On HTTP/2
+//! bytes arrive between requests for the connection itself (pings, window
+//! updates), so there only a new stream ends idleness.
 //!
 //! At shutdown every connection finishes the request it is serving and closes.
 //! A connection that has not begun its first request yet gets a moment to do
@@ -22,7 +24,7 @@
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -37,6 +39,13 @@ pub const FIRST_REQUEST_GRACE: Duration = Duration::from_millis(1000);
 
 /// How often a connection's watchdog looks again, at most.
 const MAX_RECHECK: Duration = Duration::from_secs(1);
+
+/// How long an idle connection told to close may take to do so (an HTTP/2
+/// client answering the server's last ping) before it is dropped.
+const IDLE_CLOSE_GRACE: Duration = Duration::from_secs(5);
+
+/// What an HTTP/2 connection begins with.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0";
 
 /// How long each phase may last; `None`: for ever.
 #[derive(Clone, Copy, Debug, Default)]
@@ -67,6 +76,7 @@ pub struct Activity {
     begun: AtomicUsize,
     serving: AtomicUsize,
     first_begun: Notify,
+    http2: AtomicBool,
 }
 
 /// Held by a request while it is served; marks the connection idle when the
@@ -92,6 +102,7 @@ impl Activity {
             begun: AtomicUsize::new(0),
             serving: AtomicUsize::new(0),
             first_begun: Notify::new(),
+            http2: AtomicBool::new(false),
         })
     }
 
@@ -113,7 +124,7 @@ impl Activity {
     }
 
     fn bytes_arrived(&self) {
-        if self.phase.load(Ordering::Relaxed) == IDLE {
+        if self.phase.load(Ordering::Relaxed) == IDLE && !self.http2.load(Ordering::Relaxed) {
             self.enter(READING_HEAD);
         }
     }
@@ -147,11 +158,16 @@ impl Activity {
 pub struct Watched<S> {
     inner: S,
     activity: Arc<Activity>,
+    first_read: bool,
 }
 
 impl<S> Watched<S> {
     pub fn new(inner: S, activity: Arc<Activity>) -> Self {
-        Watched { inner, activity }
+        Watched {
+            inner,
+            activity,
+            first_read: true,
+        }
     }
 }
 
@@ -164,6 +180,12 @@ impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
         let before = buf.filled().len();
         let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
         if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            if self.first_read {
+                self.first_read = false;
+                if buf.filled()[before..].starts_with(H2_PREFACE) {
+                    self.activity.http2.store(true, Ordering::Relaxed);
+                }
+            }
             self.activity.bytes_arrived();
         }
         polled
@@ -242,8 +264,14 @@ impl Connections {
         self.open.load(Ordering::Relaxed)
     }
 
-    /// Serves one connection to its end: closed by its client, by a timeout, or
-    /// at shutdown as described above.
+    /// Counts a connection just accepted, before its task runs, so that a
+    /// shutdown starting in between waits for it.
+    pub fn admit(&self) {
+        self.open.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Serves one [admitted](Self::admit) connection to its end: closed by its
+    /// client, by a timeout, or at shutdown as described above.
     pub async fn serve<C>(
         self: Arc<Self>,
         connection: C,
@@ -252,7 +280,6 @@ impl Connections {
     ) where
         C: GracefulConnection,
     {
-        self.open.fetch_add(1, Ordering::AcqRel);
         let mut stop = self.stop.subscribe();
         tokio::pin!(connection);
         // Looking again at least this often catches every phase change before
@@ -291,7 +318,7 @@ impl Connections {
                 // Between requests: hyper closes at once (or, on HTTP/2, tells
                 // the client to go away and finishes what is open).
                 connection.as_mut().graceful_shutdown();
-                let _ = connection.await;
+                let _ = tokio::time::timeout(IDLE_CLOSE_GRACE, connection).await;
             }
             Ending::ShuttingDown => {
                 let first = async {

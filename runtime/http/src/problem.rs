@@ -125,6 +125,14 @@ impl Problem {
 
     /// Asks the client to close the connection after this answer (for a
     /// request whose body was not read to the end).
+    /// The request did not arrive in time (its body stalled).
+    pub fn request_timeout() -> Self {
+        Problem::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "The request body stopped arriving".to_owned(),
+        )
+    }
+
     pub fn closing(mut self) -> Self {
         self.headers
             .push((CONNECTION, HeaderValue::from_static("close")));

@@ -3,11 +3,13 @@
 //! `Forwarded` (RFC 7239) or `X-Forwarded-For` / `X-Forwarded-Proto`.
 //!
 //! Trust follows uvicorn's `--forwarded-allow-ips`: the headers count only when
-//! the connection's peer is trusted (or the connection is a Unix socket, which
-//! only local processes allowed by its file mode can reach). Each proxy appends
-//! the address it received from, so the list is walked from the right past
-//! trusted proxies; the first untrusted address is the client. When every
-//! address is trusted, the leftmost is.
+//! the connection's peer is trusted (a Unix socket's peer, which has no
+//! address, only with `*`). Each proxy appends the address it received from,
+//! so the list is walked from the right past trusted proxies; the first
+//! untrusted address is the client. When every address is trusted, the
+//! leftmost is. `X-Forwarded-*` is read first, as uvicorn does; `Forwarded`
+//! only when neither `X-Forwarded-For` nor `X-Forwarded-Proto` is present (a
+//! proxy that sets one family must clear the other, or clients can send it).
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -150,15 +152,18 @@ impl ProxyTrust {
         let direct = Remote::direct(peer);
         let trusted_peer = match peer {
             Some(addr) => self.trusts_ip(addr.ip()),
-            None => true,
+            None => self.everyone,
         };
         if !trusted_peer {
             return direct;
         }
-        if headers.contains_key(FORWARDED) {
-            return self.via_forwarded(direct, headers);
+        if headers.contains_key(&X_FORWARDED_FOR) || headers.contains_key(&X_FORWARDED_PROTO) {
+            self.via_x_forwarded(direct, headers)
+        } else if headers.contains_key(FORWARDED) {
+            self.via_forwarded(direct, headers)
+        } else {
+            direct
         }
-        self.via_x_forwarded(direct, headers)
     }
 
     /// Index of the client in `hosts` (ordered as proxies appended them).
@@ -195,8 +200,7 @@ impl ProxyTrust {
         let elements: Vec<ForwardedElement> = headers
             .get_all(FORWARDED)
             .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(parse_forwarded)
+            .flat_map(|v| parse_forwarded(&String::from_utf8_lossy(v.as_bytes())))
             .collect();
         let hosts: Vec<&str> = elements
             .iter()
@@ -222,14 +226,19 @@ fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// The comma-separated items of every `name` header line, in order.
+/// The comma-separated items of every `name` header line, in order. Bytes
+/// that are not UTF-8 spoil only their own item (a proxy appends its peer to
+/// whatever the client sent on the same line).
 fn list_values(headers: &HeaderMap, name: &HeaderName) -> Vec<String> {
     headers
         .get_all(name)
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|item| item.trim().to_owned())
+        .flat_map(|v| {
+            String::from_utf8_lossy(v.as_bytes())
+                .split(',')
+                .map(|item| item.trim().to_owned())
+                .collect::<Vec<_>>()
+        })
         .filter(|item| !item.is_empty())
         .collect()
 }
@@ -290,10 +299,14 @@ fn unquote(value: &str) -> String {
     }
 }
 
-/// `192.0.2.1:8080` → `192.0.2.1`; `[2001:db8::1]:443` → `2001:db8::1`.
+/// `192.0.2.1:8080` → `192.0.2.1`; `[2001:db8::1]:443` → `2001:db8::1`; an
+/// IPv6 address sent without its brackets is kept whole.
 fn node_host(node: &str) -> &str {
     if let Some(rest) = node.strip_prefix('[') {
         return rest.split(']').next().unwrap_or(rest);
+    }
+    if node.matches(':').count() > 1 {
+        return node;
     }
     match node.split_once(':') {
         Some((host, _port)) => host,
@@ -383,16 +396,13 @@ mod tests {
     }
 
     #[test]
-    fn forwarded_header_wins_and_is_parsed() {
+    fn forwarded_header_is_parsed_when_no_x_forwarded_header_is_sent() {
         let trust = ProxyTrust::parse("127.0.0.1,10.0.0.0/8").unwrap();
-        let h = headers(&[
-            (
-                "forwarded",
-                r#"for="[2001:db8:cafe::17]:4711";proto=https, for=10.0.0.2;proto=http"#,
-            ),
-            ("x-forwarded-for", "1.1.1.1"),
-        ]);
-        let remote = trust.resolve(peer("127.0.0.1"), &h);
+        let forwarded = (
+            "forwarded",
+            r#"for="[2001:db8:cafe::17]:4711";proto=https, for=10.0.0.2;proto=http"#,
+        );
+        let remote = trust.resolve(peer("127.0.0.1"), &headers(&[forwarded]));
         assert_eq!(remote.client, named("2001:db8:cafe::17"));
         assert_eq!(remote.scheme, Scheme::Https);
         let h = headers(&[("forwarded", "for=192.0.2.60:8080;by=203.0.113.43")]);
@@ -400,14 +410,39 @@ mod tests {
             trust.resolve(peer("127.0.0.1"), &h).client,
             named("192.0.2.60")
         );
+        let h = headers(&[("forwarded", "for=2001:db8::1")]);
+        assert_eq!(
+            trust.resolve(peer("127.0.0.1"), &h).client,
+            named("2001:db8::1")
+        );
+        // A proxy that sets X-Forwarded-For wins over a Forwarded its client sent.
+        let h = headers(&[forwarded, ("x-forwarded-for", "1.1.1.1")]);
+        let remote = trust.resolve(peer("127.0.0.1"), &h);
+        assert_eq!(
+            (remote.client, remote.scheme),
+            (named("1.1.1.1"), Scheme::Http)
+        );
     }
 
     #[test]
-    fn unix_socket_peers_are_trusted() {
+    fn bytes_that_are_not_text_spoil_only_their_item() {
         let trust = ProxyTrust::parse("127.0.0.1").unwrap();
+        let mut h = HeaderMap::new();
+        h.append(
+            "x-forwarded-for",
+            http::HeaderValue::from_bytes(b"\xff, 127.0.0.1").unwrap(),
+        );
+        let client = trust.resolve(peer("127.0.0.1"), &h).client;
+        assert_eq!(client, named("\u{fffd}"));
+    }
+
+    #[test]
+    fn unix_socket_peers_are_trusted_only_with_a_star() {
         let h = headers(&[("x-forwarded-for", "203.0.113.7")]);
-        assert_eq!(trust.resolve(None, &h).client, named("203.0.113.7"));
-        assert_eq!(trust.resolve(None, &HeaderMap::new()), Remote::default());
+        let loopback = ProxyTrust::parse("127.0.0.1").unwrap();
+        assert_eq!(loopback.resolve(None, &h), Remote::default());
+        let everyone = ProxyTrust::parse("*").unwrap();
+        assert_eq!(everyone.resolve(None, &h).client, named("203.0.113.7"));
     }
 
     #[test]

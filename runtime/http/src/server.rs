@@ -181,6 +181,7 @@ where
                     let app = app.clone();
                     let builder = builder.clone();
                     let connections = connections.clone();
+                    connections.admit();
                     tokio::spawn(async move {
                         let activity = Activity::new();
                         let watched = activity.clone();

@@ -34,6 +34,8 @@ _ATOMIC_WRITE = 4096
 access_log = logging.getLogger(ACCESS)
 error_log = logging.getLogger(ERROR)
 
+# Marks the console handlers configure_logging installed.
+_OURS = "_spikard_console"
 _ACCESS_FORMAT = '%s - "%s %s %s" %d %.2fms'
 _PLAIN = logging.Formatter("%(message)s")
 
@@ -107,42 +109,67 @@ class LogConfigError(Exception):
 def _load_config(path: str) -> None:
     file = Path(path)
     try:
-        if file.suffix == ".json":
-            logging.config.dictConfig(json.loads(file.read_text()))
-        elif file.suffix in (".yaml", ".yml"):
-            import yaml  # type: ignore[import-untyped]
+        if file.suffix in (".json", ".yaml", ".yml"):
+            if file.suffix == ".json":
+                config = json.loads(file.read_text())
+            else:
+                import yaml  # type: ignore[import-untyped]
 
-            logging.config.dictConfig(yaml.safe_load(file.read_text()))
+                config = yaml.safe_load(file.read_text())
+            # dictConfig would otherwise silence every logger the file does not
+            # name, spikard's own among them.
+            config.setdefault("disable_existing_loggers", False)
+            logging.config.dictConfig(config)
         else:
             logging.config.fileConfig(file, disable_existing_loggers=False)
     except ImportError as error:
         raise LogConfigError(f"{path}: YAML log configurations need PyYAML ({error})") from error
-    except (OSError, ValueError, KeyError, TypeError) as error:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
         raise LogConfigError(f"{path}: {error}") from error
 
 
-def configure_logging(level: str = "info", *, log_config: str | None = None) -> None:
+def configure_logging(level: str | None = "info", *, log_config: str | None = None) -> None:
     """Console logging for ``spikard run`` / ``app.run``: server messages on stderr,
-    access lines on stdout, at ``level`` and above. With ``log_config`` (a
-    ``dictConfig`` file in JSON or YAML, or a ``fileConfig`` .ini), that file
-    decides instead; ``level`` still applies to the spikard loggers."""
+    access lines on stdout, at ``level`` and above (``info`` when None). With
+    ``log_config`` (a ``dictConfig`` file in JSON or YAML, or a ``fileConfig`` .ini),
+    that file decides instead; ``level``, when given, still applies to the spikard
+    loggers, and ``info`` does when neither names a level for them."""
     if log_config:
         _load_config(log_config)
     spikard = logging.getLogger("spikard")
-    spikard.setLevel(level.upper())
+    if level or spikard.level == logging.NOTSET:
+        spikard.setLevel((level or "info").upper())
     if log_config:
         return
     if not spikard.handlers:
         console = logging.StreamHandler(sys.stderr)
+        setattr(console, _OURS, True)
         console.setFormatter(_ServerFormatter("%(message)s"))
         spikard.addHandler(console)
         spikard.propagate = False
     if not access_log.handlers:
         lines = _BatchedStreamHandler(sys.stdout)
+        setattr(lines, _OURS, True)
         lines.setFormatter(_PLAIN)
         access_log.addHandler(lines)
         access_log.propagate = False
         _batched.append(lines)
+
+
+def after_app_import() -> None:
+    """Keeps spikard's logs working whatever the application did to logging when it
+    was imported: loggers a ``dictConfig`` disabled are enabled again, and where the
+    application put handlers of its own on a spikard logger, the console handler
+    ``configure_logging`` installed there steps aside (each line once)."""
+    for name in ("spikard", ERROR, ACCESS):
+        logger = logging.getLogger(name)
+        logger.disabled = False
+        ours = [h for h in logger.handlers if getattr(h, _OURS, False)]
+        if ours and len(ours) < len(logger.handlers):
+            for handler in ours:
+                logger.removeHandler(handler)
+                if handler in _batched:
+                    _batched.remove(handler)
 
 
 def access_enabled() -> bool:

@@ -119,10 +119,21 @@ def bind_unix(path: str, backlog: int = DEFAULT_BACKLOG) -> socket.socket:
     return sock
 
 
-def remove_unix(path: str) -> None:
-    """Removes the socket file a server bound, at its end."""
-    with contextlib.suppress(OSError):
-        os.unlink(path)
+def unix_identity(path: str) -> tuple[int, int] | None:
+    """Which file is at ``path`` now (device, inode), if any."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino
+
+
+def remove_unix(path: str, bound: tuple[int, int] | None) -> None:
+    """Removes the socket file a server bound, at its end; not a file that a newer
+    server bound at the same path meanwhile (after this one stopped accepting)."""
+    if bound is not None and unix_identity(path) == bound:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
 
 
 def describe(sock: socket.socket) -> str:

@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fd", type=int, required=True)
     parser.add_argument("--control-fd", type=int, required=True)
     parser.add_argument("--options", type=json.loads, default={}, help="ServeOptions as JSON")
-    parser.add_argument("--log-level", default="info")
+    parser.add_argument("--log-level")
     parser.add_argument("--log-config")
     args = parser.parse_args(argv)
     _stop_with_supervisor()
@@ -54,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     except AppLoadError as error:
         print(f"spikard: {error}", file=sys.stderr)
         return 3
+    logs.after_app_import()
     sock = socket.socket(fileno=args.fd)
     options = ServeOptions(**args.options)
     options = dataclasses.replace(options, debug=options.debug or app.debug)

@@ -21,8 +21,19 @@ from importlib.metadata import EntryPoint, entry_points
 from spikard import __version__
 from spikard import _logging as logs
 from spikard._logging import LEVELS
-from spikard._server import DEFAULT_BACKLOG, ServeOptions, bind_socket, bind_unix, remove_unix, serve_main
+from spikard._server import (
+    DEFAULT_BACKLOG,
+    ServeOptions,
+    bind_socket,
+    bind_unix,
+    remove_unix,
+    serve_main,
+    unix_identity,
+)
 from spikard.loading import AppLoadError, load_app
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
 
 DEVTOOLS_COMMANDS = {
     "dev": "serve with reload on save and timing headers",
@@ -63,8 +74,11 @@ def _parser(plugins: dict[str, EntryPoint]) -> argparse.ArgumentParser:
         help="path/app.py, path/app.py:attr, package.module:attr or package.module (attribute 'app' by default)",
     )
     where = run.add_argument_group("where to listen")
-    where.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 for every interface)")
-    where.add_argument("--port", type=int, default=8000, help="port to listen on")
+    # No defaults here, so that --host/--port given with --uds/--fd can be refused.
+    where.add_argument(
+        "--host", default=argparse.SUPPRESS, help="address to listen on (default: 127.0.0.1; 0.0.0.0 for all)"
+    )
+    where.add_argument("--port", type=int, default=argparse.SUPPRESS, help="port to listen on (default: 8000)")
     where.add_argument("--uds", metavar="PATH", help="listen on a Unix socket at PATH instead (mode 0666)")
     where.add_argument(
         "--fd", type=int, metavar="N", help="serve on the listening socket inherited as file descriptor N instead"
@@ -116,7 +130,7 @@ def _parser(plugins: dict[str, EntryPoint]) -> argparse.ArgumentParser:
         default=10.0,
         metavar="SECONDS",
         help="drop a connection whose request head has not fully arrived this long after "
-        "it connected or began the request (0: no limit)",
+        "it connected or began the request, and answer 408 to a body that pauses this long (0: no limit)",
     )
     connections.add_argument(
         "--max-connections",
@@ -136,8 +150,9 @@ def _parser(plugins: dict[str, EntryPoint]) -> argparse.ArgumentParser:
     logs.add_argument(
         "--log-level",
         choices=LEVELS,
-        default="info",
-        help="least severe messages shown; 'warning' also silences the access log",
+        default=argparse.SUPPRESS,
+        help="least severe messages shown; 'warning' also silences the access log "
+        "(default: info, or what --log-config sets)",
     )
     logs.add_argument(
         "--log-config",
@@ -180,6 +195,8 @@ def _check(args: argparse.Namespace) -> str | None:
             return f"--{name.replace('_', '-')} cannot be negative"
     if args.uds and args.fd is not None:
         return "--uds and --fd cannot be used together"
+    if (args.uds or args.fd is not None) and (hasattr(args, "host") or hasattr(args, "port")):
+        return f"--host and --port do not apply with {'--uds' if args.uds else '--fd'}"
     if args.root_path and not args.root_path.startswith("/"):
         return f"--root-path must start with '/' (got {args.root_path!r})"
     return _check_allow_ips(args.forwarded_allow_ips)
@@ -233,10 +250,11 @@ def _listen(args: argparse.Namespace) -> socket.socket:
             return bind_unix(args.uds, args.backlog)
         except OSError as error:
             raise OSError(f"cannot listen on {args.uds}: {error.strerror or error}") from None
+    host, port = getattr(args, "host", DEFAULT_HOST), getattr(args, "port", DEFAULT_PORT)
     try:
-        return bind_socket(args.host, args.port, args.backlog)
+        return bind_socket(host, port, args.backlog)
     except OSError as error:
-        raise OSError(f"cannot listen on {args.host}:{args.port}: {error.strerror or error}") from None
+        raise OSError(f"cannot listen on {host}:{port}: {error.strerror or error}") from None
 
 
 def _raise_file_limit(max_connections: int) -> None:
@@ -262,7 +280,7 @@ def _supervise(args: argparse.Namespace, workers: int, options: ServeOptions, so
         app=args.app,
         options=options,
         max_requests_jitter=args.max_requests_jitter,
-        log_level=args.log_level,
+        log_level=getattr(args, "log_level", None),
         log_config=args.log_config,
     )
     return Supervisor(spec, sock, workers).run()
@@ -274,7 +292,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"spikard: {problem}", file=sys.stderr)
         return 2
     try:
-        logs.configure_logging(args.log_level, log_config=args.log_config)
+        logs.configure_logging(getattr(args, "log_level", None), log_config=args.log_config)
     except logs.LogConfigError as error:
         print(f"spikard: {error}", file=sys.stderr)
         return 2
@@ -289,11 +307,13 @@ def _run(args: argparse.Namespace) -> int:
         except AppLoadError as error:
             print(f"spikard: {error}", file=sys.stderr)
             return 1
+        logs.after_app_import()
     try:
         sock = _listen(args)
     except OSError as error:
         print(f"spikard: {error}", file=sys.stderr)
         return 1
+    bound = unix_identity(args.uds) if args.uds else None
     try:
         with sock:
             if app is None:
@@ -307,7 +327,7 @@ def _run(args: argparse.Namespace) -> int:
             return 0
     finally:
         if args.uds:
-            remove_unix(args.uds)
+            remove_unix(args.uds, bound)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -56,7 +56,7 @@ class WorkerSpec:
     app: str
     options: ServeOptions = field(default_factory=ServeOptions)
     max_requests_jitter: int = 0
-    log_level: str = "info"
+    log_level: str | None = None
     log_config: str | None = None
 
 
@@ -143,9 +143,9 @@ class Supervisor:
             str(theirs.fileno()),
             "--options",
             json.dumps(dataclasses.asdict(options)),
-            "--log-level",
-            self.spec.log_level,
         ]
+        if self.spec.log_level:
+            command += ["--log-level", self.spec.log_level]
         if self.spec.log_config:
             command += ["--log-config", self.spec.log_config]
         process = subprocess.Popen(

@@ -220,6 +220,8 @@ impl Server {
                 max_body_size: options.max_body_size,
                 debug: options.debug,
                 proxy,
+                body_stall: (options.header_read_timeout > 0.0)
+                    .then(|| Duration::from_secs_f64(options.header_read_timeout)),
             },
         );
         let access_log = options
