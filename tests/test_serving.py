@@ -392,6 +392,56 @@ logging.config.dictConfig({"version": 1})  # disables every logger that exists
     assert "spikard.error stopped" in text
 
 
+def test_an_idle_http2_connection_is_told_to_go_away_at_the_keep_alive_timeout(spikard_server):
+    """HTTP/2 (prior knowledge, h2c): pings from an idle client are not the start of a
+    request, so the connection gets GOAWAY at the keep-alive timeout rather than being
+    dropped at the header-read timeout."""
+    h2_connection = pytest.importorskip("h2.connection")
+    h2_config = pytest.importorskip("h2.config")
+    h2_events = pytest.importorskip("h2.events")
+    h2_exceptions = pytest.importorskip("h2.exceptions")
+    server = spikard_server(APP, args=["--keep-alive", "2", "--header-read-timeout", "4"])
+    client = h2_connection.H2Connection(h2_config.H2Configuration(client_side=True))
+    with socket.create_connection(("127.0.0.1", server.port), timeout=0.25) as sock:
+        client.initiate_connection()
+        stream = client.get_next_available_stream_id()
+        headers = [(":method", "GET"), (":path", "/who"), (":scheme", "http"), (":authority", "t")]
+        client.send_headers(stream, headers, end_stream=True)
+        sock.sendall(client.data_to_send())
+        status = answered = went_away = None
+        deadline = time.monotonic() + 10
+        while went_away is None and time.monotonic() < deadline:
+            try:
+                data = sock.recv(65536)
+            except TimeoutError:
+                data = None
+            if data == b"":
+                break
+            try:
+                events = client.receive_data(data) if data else []
+            except h2_exceptions.ProtocolError:
+                # hyper follows its GOAWAY with a PING, which h2 refuses on a closed
+                # connection; the GOAWAY itself has closed the client's state.
+                assert client.state_machine.state == h2_connection.ConnectionState.CLOSED
+                went_away = time.monotonic()
+                break
+            for event in events:
+                if isinstance(event, h2_events.ResponseReceived):
+                    status = dict(event.headers)[b":status"]
+                elif isinstance(event, h2_events.StreamEnded):
+                    answered = time.monotonic()
+                elif isinstance(event, h2_events.ConnectionTerminated):
+                    went_away = time.monotonic()
+            if answered and went_away is None:
+                client.ping(b"spikard!")  # an idle client keeping its connection warm
+            outgoing = client.data_to_send()
+            if outgoing:
+                sock.sendall(outgoing)
+    assert status == b"200"
+    assert answered is not None and went_away is not None
+    assert 1.5 < went_away - answered < 3.5
+
+
 def test_keep_alive_zero_closes_after_each_response(spikard_server):
     server = spikard_server(APP, args=["--keep-alive", "0"])
     response = httpx.get(f"http://127.0.0.1:{server.port}/who")
