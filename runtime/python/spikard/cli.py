@@ -166,14 +166,15 @@ def _parser(plugins: dict[str, EntryPoint]) -> argparse.ArgumentParser:
         "--proxy-headers",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="take the client address and scheme from Forwarded or X-Forwarded-For/-Proto "
-        "when the connection comes from --forwarded-allow-ips (or a Unix socket)",
+        help="take the client address and scheme from X-Forwarded-For/-Proto (or, without them, "
+        "Forwarded) when the connection comes from --forwarded-allow-ips",
     )
     proxy.add_argument(
         "--forwarded-allow-ips",
         default=os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"),
         metavar="LIST",
-        help="comma-separated proxy addresses and networks to trust, or '*' "
+        help="comma-separated proxy addresses and networks to trust, or '*' (which also trusts "
+        "Unix-socket peers) "
         "(default: $FORWARDED_ALLOW_IPS or %(default)s)",
     )
     proxy.add_argument(
