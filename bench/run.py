@@ -77,29 +77,37 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+# Like uvicorn here, spikard runs without its access log (the 'logged' variant has it).
+QUIET = "--no-access-log"
+
+
+def spikard_command(app: str, port: int, *flags: str) -> list[str]:
+    """``spikard run`` of ``bench/apps/APP``."""
+    return [sys.executable, "-m", "spikard.cli", "run", str(BENCH / "apps" / app), "--port", str(port), *flags]
+
+
+def uvicorn_command(port: int, *flags: str) -> list[str]:
+    """The FastAPI app on uvicorn: uvloop, httptools, no access log."""
+    return [
+        *(sys.executable, "-m", "uvicorn", "fastapi_app:app", "--app-dir", str(BENCH / "apps")),
+        *("--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning"),
+        *("--port", str(port), *flags),
+    ]
+
+
 def servers(variants: list[str], baseline: Path | None) -> list[Server]:
-    python = sys.executable
     ceiling = ROOT / "target" / "release" / "spikard-ceiling"
     ports = [free_port() for _ in range(4 + len(variants))]
-
-    def spikard(app: str, port: int, *flags: str) -> list[str]:
-        return [python, "-m", "spikard.cli", "run", str(BENCH / "apps" / app), "--port", str(port), *flags]
-
-    # Like uvicorn here, spikard runs without its access log; the 'logged' variant has it.
-    quiet = "--no-access-log"
-
-    uvicorn = [python, "-m", "uvicorn", "fastapi_app:app", "--app-dir", str(BENCH / "apps")]
-    uvicorn += ["--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning"]
     return [
-        Server("spikard", spikard("spikard_app.py", ports[0], quiet), ports[0]),
-        Server("FastAPI", [*uvicorn, "--port", str(ports[1])], ports[1]),
+        Server("spikard", spikard_command("spikard_app.py", ports[0], QUIET), ports[0]),
+        Server("FastAPI", uvicorn_command(ports[1]), ports[1]),
         Server("ceiling", [str(ceiling), f"127.0.0.1:{ports[2]}"], ports[2]),
         *(
             Server(
                 f"spikard-{variant}",
-                spikard("spikard_app.py", port)
+                spikard_command("spikard_app.py", port)
                 if variant == "logged"
-                else spikard(f"spikard_{variant}_app.py", port, quiet),
+                else spikard_command(f"spikard_{variant}_app.py", port, QUIET),
                 port,
             )
             for variant, port in zip(variants, ports[4:], strict=True)
@@ -110,7 +118,7 @@ def servers(variants: list[str], baseline: Path | None) -> list[Server]:
             [
                 Server(
                     "spikard-baseline",
-                    spikard("spikard_app.py", ports[3]),
+                    spikard_command("spikard_app.py", ports[3]),
                     ports[3],
                     env={**os.environ, "PYTHONPATH": str(baseline), "BENCH_FOUNDATION_ROUTES_ONLY": "1"},
                 )

@@ -167,33 +167,25 @@ def stop_all(pools: list[Pool]) -> None:
 # -- servers --------------------------------------------------------------------
 
 
-def spikard_access_log_flag() -> list[str]:
-    """`--no-access-log` if this build's `spikard run` has it (uvicorn's access log is off)."""
-    help_text = subprocess.run(
-        [sys.executable, "-m", "spikard.cli", "run", "--help"], capture_output=True, text=True, check=True
-    ).stdout
-    return ["--no-access-log"] if "--no-access-log" in help_text else []
-
-
-def pools(spikard_flags: list[str]) -> list[Pool]:
-    python = sys.executable
+def pools() -> list[Pool]:
     ports = [bench.free_port() for _ in range(4)]
-    spikard = [python, "-m", "spikard.cli", "run", str(BENCH / "apps" / "spikard_app.py"), *spikard_flags]
-    uvicorn = [python, "-m", "uvicorn", "fastapi_app:app", "--app-dir", str(BENCH / "apps")]
-    uvicorn += ["--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning"]
+
+    def spikard(port: int, *flags: str) -> list[str]:
+        return bench.spikard_command("spikard_app.py", port, bench.QUIET, *flags)
+
     return [
-        Pool("spikard 1w", [*spikard, "--port", str(ports[0])], ports[0]),
+        Pool("spikard 1w", spikard(ports[0]), ports[0]),
         Pool(
             "spikard 2w",
-            [*spikard, "--port", str(ports[1]), "--workers", "2"],
+            spikard(ports[1], "--workers", "2"),
             ports[1],
             workers=2,
             marker="spikard._worker",
         ),
-        Pool("uvicorn 1w", [*uvicorn, "--port", str(ports[2])], ports[2]),
+        Pool("uvicorn 1w", bench.uvicorn_command(ports[2]), ports[2]),
         Pool(
             "uvicorn 2w",
-            [*uvicorn, "--port", str(ports[3]), "--workers", "2"],
+            bench.uvicorn_command(ports[3], "--workers", "2"),
             ports[3],
             workers=2,
             marker="multiprocessing.spawn",
@@ -358,16 +350,10 @@ def report(
     usage: dict[tuple[str, str], list[Usage]],
     workloads: list[dict],
     all_pools: list[Pool],
-    spikard_flags: list[str],
     logged: dict[str, int],
 ) -> str:
     import spikard
 
-    access = (
-        "off (`--no-access-log`)"
-        if spikard_flags
-        else "at this build's default (its `spikard run` has no `--no-access-log` flag)"
-    )
     runs = [u for use in usage.values() for u in use]
     disturbed = sum(u.other_cores >= OTHER_LOAD_CORES for u in runs)
     idle = sum(len(u.shares) > 1 and min(u.shares) < IDLE_SHARE for u in runs)
@@ -396,7 +382,7 @@ def report(
             f"{args.duration} s per server and workload after {args.warmup} s of unmeasured load; req/s and p99 "
             "are medians over rounds, ratios the median of the ratios within each round.",
             "- spikard: bench/apps/spikard_app.py, `spikard run` (1 worker: one process; `--workers 2`: a "
-            f"supervisor and 2 worker processes sharing one listening socket); access log {access}.",
+            "supervisor and 2 worker processes sharing one listening socket); access log off (`--no-access-log`).",
             "- uvicorn: bench/apps/fastapi_app.py, uvloop + httptools, no access log, log level warning "
             "(`--workers 2`: a parent and 2 spawned worker processes).",
             "",
@@ -474,13 +460,7 @@ def main() -> int:
             raise SystemExit(f"bench: workload {name!r} is not served by both spikard and FastAPI")
         workloads.append(workload)
 
-    spikard_flags = spikard_access_log_flag()
-    print(
-        "bench: spikard access log "
-        + ("off (--no-access-log)" if spikard_flags else "at its default (no --no-access-log flag in this build)"),
-        file=sys.stderr,
-    )
-    all_pools = pools(spikard_flags)
+    all_pools = pools()
     measurements = args.rounds * len(workloads) * len(all_pools)
     minutes = measurements * (args.duration + args.warmup + 0.3) / 60
     print(
@@ -531,7 +511,7 @@ def main() -> int:
             logged = {pool.name: pool.log_lines - lines_before[pool.name] for pool in all_pools}
     finally:
         stop_all(all_pools)
-    text = report(args, results, usage, workloads, all_pools, spikard_flags, logged)
+    text = report(args, results, usage, workloads, all_pools, logged)
     print(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)
