@@ -133,10 +133,6 @@ where
     let slots = Arc::new(Semaphore::new(limit));
     let mut reported_full: Option<Instant> = None;
     let connections = Connections::new();
-    let held = {
-        let slots = slots.clone();
-        move || limit - slots.available_permits()
-    };
     if let Some(peers) = &config.peers {
         peers.publish(0);
     }
@@ -162,8 +158,7 @@ where
         };
         if let Some(peers) = &config.peers {
             let mut waited = Duration::ZERO;
-            // `held` counts the slot taken for the next connection.
-            while waited < MAX_DEFERRAL && peers.ahead_of_a_peer(held() - 1) {
+            while waited < MAX_DEFERRAL && peers.ahead_of_a_peer(connections.open()) {
                 tokio::select! {
                     () = tokio::time::sleep(DEFERRAL_STEP) => waited += DEFERRAL_STEP,
                     () = &mut shutdown => break 'serving,
@@ -173,15 +168,14 @@ where
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
+                    connections.admit();
                     let peers = config.peers.clone();
                     if let Some(peers) = &peers {
-                        peers.publish(held());
+                        peers.publish(connections.open());
                     }
-                    let held = held.clone();
                     let app = app.clone();
                     let builder = builder.clone();
                     let connections = connections.clone();
-                    connections.admit();
                     tokio::spawn(async move {
                         let activity = Activity::new();
                         let watched = activity.clone();
@@ -199,16 +193,12 @@ where
                         // connection.
                         let io = TokioIo::new(Watched::new(stream, activity.clone()));
                         let connection = builder.serve_connection(io, service);
-                        connections.serve(connection, activity, timeouts).await;
+                        connections.clone().serve(connection, activity, timeouts).await;
                         drop(slot);
                         if let Some(peers) = peers {
-                            peers.publish(held());
+                            peers.publish(connections.open());
                         }
                     });
-                    // Serve what is ready before taking the next connection: when
-                    // several processes accept from one socket, the first one
-                    // woken would otherwise take a whole burst of connections.
-                    tokio::task::yield_now().await;
                 }
                 Err(error) => {
                     // Out of file descriptors and the like: back off briefly
