@@ -23,13 +23,10 @@ import logging.config
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TextIO
 
 ACCESS = "spikard.access"
 ERROR = "spikard.error"
 LEVELS = ("critical", "error", "warning", "info", "debug")
-# POSIX guarantees pipe writes up to PIPE_BUF (4096 on Linux) are not interleaved.
-_ATOMIC_WRITE = 4096
 
 access_log = logging.getLogger(ACCESS)
 error_log = logging.getLogger(ERROR)
@@ -39,9 +36,8 @@ _OURS = "_spikard_console"
 _ACCESS_FORMAT = '%s - "%s %s %s" %d %.2fms'
 _PLAIN = logging.Formatter("%(message)s")
 
-# The console handler ``configure_logging`` installed for access records, flushed
-# once per batch rather than once per record.
-_batched: list[_BatchedStreamHandler] = []
+# The console handler ``configure_logging`` installed for access records, if any.
+_console: _ConsoleLines | None = None
 
 
 class _ServerFormatter(logging.Formatter):
@@ -54,52 +50,22 @@ class _ServerFormatter(logging.Formatter):
         return f"spikard: {text}"
 
 
-class _BatchedStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """Writes a batch of access lines together, in writes of whole lines no larger
-    than a pipe takes atomically, so that workers sharing stdout never interleave
-    inside a line and a busy server makes one system call per many lines."""
-
-    def __init__(self, stream: TextIO) -> None:
-        super().__init__(stream)
-        self._pending: list[str] = []
-        self.batching = False
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            self._pending.append(self.format(record) + self.terminator)
-        except Exception:
-            self.handleError(record)
-        if not self.batching:
-            self.flush_batch()
-
-    def flush_batch(self) -> None:
-        self.write_lines(self._pending)
-        self._pending = []
-
-    def write_lines(self, lines: list[str]) -> None:
-        chunk: list[str] = []
-        size = 0
-        for line in lines:
-            if chunk and size + len(line) > _ATOMIC_WRITE:
-                self._write("".join(chunk))
-                chunk, size = [], 0
-            chunk.append(line)
-            size += len(line)
-        if chunk:
-            self._write("".join(chunk))
+class _ConsoleLines(logging.StreamHandler):  # type: ignore[type-arg]
+    """The access log's console handler. Records arrive one by one, as for any
+    handler, each written whole (one write of at most a pipe's atomic size for a
+    usual line, so workers sharing stdout never interleave inside a line); while
+    nothing else would see the records, the runtime hands it whole lines instead
+    (``write_chunks``)."""
 
     def write_chunks(self, chunks: list[str]) -> None:
         """Writes chunks of whole lines formatted by the runtime, each at most a
         pipe's atomic write."""
         for chunk in chunks:
-            self._write(chunk)
-
-    def _write(self, text: str) -> None:
-        try:
-            self.stream.write(text)
-            self.stream.flush()
-        except (OSError, ValueError):  # stdout closed or gone: lines are dropped
-            pass
+            try:
+                self.stream.write(chunk)
+                self.stream.flush()
+            except (OSError, ValueError):  # stdout closed or gone: lines are dropped
+                return
 
 
 class LogConfigError(Exception):
@@ -134,6 +100,7 @@ def configure_logging(level: str | None = "info", *, log_config: str | None = No
     ``log_config`` (a ``dictConfig`` file in JSON or YAML, or a ``fileConfig`` .ini),
     that file decides instead; ``level``, when given, still applies to the spikard
     loggers, and ``info`` does when neither names a level for them."""
+    global _console
     if log_config:
         _load_config(log_config)
     spikard = logging.getLogger("spikard")
@@ -148,12 +115,11 @@ def configure_logging(level: str | None = "info", *, log_config: str | None = No
         spikard.addHandler(console)
         spikard.propagate = False
     if not access_log.handlers:
-        lines = _BatchedStreamHandler(sys.stdout)
-        setattr(lines, _OURS, True)
-        lines.setFormatter(_PLAIN)
-        access_log.addHandler(lines)
+        _console = _ConsoleLines(sys.stdout)
+        setattr(_console, _OURS, True)
+        _console.setFormatter(_PLAIN)
+        access_log.addHandler(_console)
         access_log.propagate = False
-        _batched.append(lines)
 
 
 def after_app_import() -> None:
@@ -168,8 +134,6 @@ def after_app_import() -> None:
         if ours and len(ours) < len(logger.handlers):
             for handler in ours:
                 logger.removeHandler(handler)
-                if handler in _batched:
-                    _batched.remove(handler)
 
 
 def access_enabled() -> bool:
@@ -180,15 +144,12 @@ def access_console() -> Callable[[list[str]], None] | None:
     """The writer of the console handler ``configure_logging`` installed, when it is
     all that ``spikard.access`` records would reach, unchanged: the runtime then
     hands over formatted lines and no record is built that nothing would see."""
-    log = access_log
-    if len(_batched) != 1 or log.handlers != _batched or log.filters or log.propagate:
+    log, console = access_log, _console
+    if console is None or log.handlers != [console] or log.filters or log.propagate:
         return None
-    console = _batched[0]
-    if console.filters or console.formatter is not _PLAIN or not log.isEnabledFor(logging.INFO):
+    if console.filters or console.formatter is not _PLAIN or console.level > logging.INFO:
         return None
-    if console.level > logging.INFO:
-        return None
-    return console.write_chunks
+    return console.write_chunks if log.isEnabledFor(logging.INFO) else None
 
 
 def write_access(batch: list[tuple[str | None, str, str, str, int, float]]) -> None:
@@ -198,34 +159,27 @@ def write_access(batch: list[tuple[str | None, str, str, str, int, float]]) -> N
     if not log.isEnabledFor(logging.INFO):
         return
     make, handle, name = log.makeRecord, log.handle, log.name
-    for handler in _batched:
-        handler.batching = True
-    try:
-        for client, method, target, version, status, seconds in batch:
-            ms = seconds * 1000.0
-            # Made directly: logging's caller lookup would cost more than the line.
-            record = make(
-                name,
-                logging.INFO,
-                "",
-                0,
-                _ACCESS_FORMAT,
-                (client or "-", method, target, version, status, ms),
-                None,
-                extra={
-                    "client_addr": client,
-                    "method": method,
-                    "target": target,
-                    "http_version": version,
-                    "status_code": status,
-                    "duration_ms": ms,
-                },
-            )
-            handle(record)
-    finally:
-        for handler in _batched:
-            handler.batching = False
-            handler.flush_batch()
+    for client, method, target, version, status, seconds in batch:
+        ms = seconds * 1000.0
+        # Made directly: logging's caller lookup would cost more than the line.
+        record = make(
+            name,
+            logging.INFO,
+            "",
+            0,
+            _ACCESS_FORMAT,
+            (client or "-", method, target, version, status, ms),
+            None,
+            extra={
+                "client_addr": client,
+                "method": method,
+                "target": target,
+                "http_version": version,
+                "status_code": status,
+                "duration_ms": ms,
+            },
+        )
+        handle(record)
 
 
 def warn(message: str) -> None:

@@ -188,10 +188,8 @@ def _parser(plugins: dict[str, EntryPoint]) -> argparse.ArgumentParser:
 
 def _check(args: argparse.Namespace) -> str | None:
     """What is wrong with the arguments, if anything."""
-    for name in ("workers", "max_requests", "max_requests_jitter", "max_connections", "backlog"):
-        if getattr(args, name) < 0:
-            return f"--{name.replace('_', '-')} cannot be negative"
-    for name in ("graceful_timeout", "keep_alive", "header_read_timeout"):
+    counts = ("workers", "max_requests", "max_requests_jitter", "max_connections", "backlog")
+    for name in (*counts, "graceful_timeout", "keep_alive", "header_read_timeout"):
         if getattr(args, name) < 0:
             return f"--{name.replace('_', '-')} cannot be negative"
     if args.uds and args.fd is not None:
