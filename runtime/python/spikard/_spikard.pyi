@@ -10,6 +10,10 @@ def parse_path(path: str) -> list[tuple[str, str | None]]:
 
     Raises ``ValueError`` for a malformed path."""
 
+def check_forwarded_allow_ips(list: str) -> None:
+    """Raises ``ValueError`` for a ``--forwarded-allow-ips`` list the server would refuse
+    (an IP network that is not one, such as ``10.0.0.0/99``)."""
+
 class _RoutePlan(Protocol):
     """``spikard._plan.RoutePlan``: read by attribute."""
 

@@ -11,14 +11,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import ipaddress
 import os
 import resource
 import socket
 import sys
 from importlib.metadata import EntryPoint, entry_points
 
-from spikard import __version__
+from spikard import __version__, _spikard
 from spikard import _logging as logs
 from spikard._logging import LEVELS
 from spikard._server import (
@@ -202,19 +201,10 @@ def _check(args: argparse.Namespace) -> str | None:
 
 
 def _check_allow_ips(value: str) -> str | None:
-    for entry in (e.strip() for e in value.split(",")):
-        if not entry or entry == "*":
-            continue
-        try:
-            ipaddress.ip_network(entry, strict=False)
-            continue
-        except ValueError:
-            pass
-        address, slash, _ = entry.partition("/")
-        with contextlib.suppress(ValueError):
-            ipaddress.ip_address(address)
-            if slash:
-                return f"--forwarded-allow-ips: {entry!r} is not an IP network"
+    try:
+        _spikard.check_forwarded_allow_ips(value)
+    except ValueError as error:
+        return f"--forwarded-allow-ips: {error}"
     return None
 
 

@@ -33,11 +33,20 @@ fn parse_path(path: &str) -> PyResult<Vec<(String, Option<&'static str>)>> {
         .collect())
 }
 
+/// Checks a `--forwarded-allow-ips` list the way the server will read it.
+#[pyfunction]
+fn check_forwarded_allow_ips(list: &str) -> PyResult<()> {
+    spikard_http::ProxyTrust::parse(list)
+        .map(drop)
+        .map_err(PyValueError::new_err)
+}
+
 #[pymodule]
 fn _spikard(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<server::Server>()?;
     m.add_class::<bridge::Completion>()?;
     m.add_function(wrap_pyfunction!(parse_path, m)?)?;
+    m.add_function(wrap_pyfunction!(check_forwarded_allow_ips, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }
