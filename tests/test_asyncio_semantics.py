@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from spikard import Spikard
+from spikard._asyncio_bridge import listed_tasks
 from spikard.testing import TestClient
 
 app = Spikard()
@@ -467,7 +468,7 @@ def test_blocking_sync_handlers_do_not_block_async_routes(client):
 def test_finished_requests_leave_no_task_behind(client):
     """Every request's task is listed in asyncio.all_tasks() while it runs; none is
     left in asyncio's task registry once answered, on either path."""
-    registry = asyncio.tasks._all_tasks
+    registry = listed_tasks  # the set of asyncio's that the runtime lists stepped tasks in
     before = len(registry)
     for _ in range(50):
         assert client.get("/task/no-await").status_code == 200  # finishes in its first step

@@ -13,8 +13,11 @@ Everything asyncio expects of a task holds from the handler's first line:
 first await), ``asyncio.timeout``, ``gather``, ``create_task`` and
 ``get_running_loop`` work, and every request runs in its own ``contextvars`` context.
 
-Python 3.12's eager task factory does the same natively; this module is where a
-simpler path for it would go.
+The private names differ between CPython versions; each is looked up by what the
+interpreter offers (not by version number) below, with a comment per version. An
+interpreter that lacks one fails at import with one line naming the supported versions.
+Python 3.12's eager task factory steps a task's first step natively too, but builds a
+full ``Task`` per request; ``docs/architecture.md`` records why this path is kept.
 """
 
 from __future__ import annotations
@@ -23,20 +26,89 @@ import asyncio
 import collections.abc
 import contextlib
 import contextvars
+import platform
 import selectors
 import threading
-from asyncio import events, tasks
+import weakref
+from asyncio import base_events, events, tasks
 from typing import Any
 
+SUPPORTED = "CPython 3.11, 3.12 and 3.13"
+
+
+def _unsupported(what: str) -> ImportError:
+    interpreter = f"{platform.python_implementation()} {platform.python_version()}"
+    return ImportError(
+        f"spikard supports {SUPPORTED}; this interpreter ({interpreter}) lacks {what}, "
+        "which spikard's asyncio bridge needs",
+        name=__name__,
+    )
+
+
+def _private(owner: Any, name: str) -> Any:
+    try:
+        return getattr(owner, name)
+    except AttributeError:
+        raise _unsupported(f"{getattr(owner, '__name__', type(owner).__name__)}.{name}") from None
+
+
 # Private asyncio names; nothing else in spikard touches asyncio internals.
-enter_task = tasks._enter_task  # make a task current on a loop (raises if one is)
-leave_task = tasks._leave_task
-# asyncio.all_tasks() reads this WeakSet; the runtime lists a task being stepped by
-# adding a weak reference to the set underneath (C calls only, no WeakSet.add).
-all_task_refs = tasks._all_tasks.data
-_set_running_loop = events._set_running_loop
+# 3.11-3.13: make a task current on a loop (raises if another one is) and undo it.
+enter_task = _private(tasks, "_enter_task")
+leave_task = _private(tasks, "_leave_task")
+# 3.11-3.13: the running loop of this thread, as asyncio.run() sets it.
+_set_running_loop = _private(events, "_set_running_loop")
 _Task = asyncio.Task
 _task_init = asyncio.Task.__init__
+
+
+def _task_listing() -> tuple[set[Any], bool]:
+    """The set ``asyncio.all_tasks()`` reads that the runtime adds a task to while
+    stepping it, and whether it holds weak references rather than tasks. Adding to it
+    directly costs C calls only (no ``WeakSet.add``, which is Python code)."""
+    # 3.12, 3.13: all_tasks() is the WeakSet of scheduled tasks plus a plain set of
+    # tasks running their first step eagerly (not yet scheduled), ``_eager_tasks``.
+    eager = getattr(tasks, "_eager_tasks", None)
+    if isinstance(eager, set):
+        return eager, False
+    # 3.11: all_tasks() reads one WeakSet, ``_all_tasks``; its ``data`` holds the refs.
+    every = getattr(tasks, "_all_tasks", None)
+    if isinstance(every, weakref.WeakSet):
+        return every.data, True
+    raise _unsupported("asyncio.tasks._eager_tasks (3.12+) or asyncio.tasks._all_tasks (3.11)")
+
+
+listed_tasks, lists_weakly = _task_listing()
+
+
+def _check_listing() -> None:
+    """Proves that what is added to ``listed_tasks`` is what ``all_tasks()`` lists: an
+    interpreter could keep the set and read its tasks from elsewhere."""
+
+    class Probe:
+        def get_loop(self) -> object:
+            return owner
+
+        def done(self) -> bool:
+            return False
+
+    owner, probe = object(), Probe()
+    entry: Any = weakref.ref(probe) if lists_weakly else probe
+    listed_tasks.add(entry)
+    try:
+        seen = probe in tasks.all_tasks(owner)  # type: ignore[arg-type]
+    finally:
+        listed_tasks.discard(entry)
+    if not seen:
+        raise _unsupported("an asyncio.all_tasks() that reads asyncio.tasks' task sets")
+
+
+_check_listing()
+
+# 3.11-3.13: the one iteration of ``run_forever`` that DrivenLoop calls from outside;
+# DrivenLoop also reads the loop's ``_ready`` deque, ``_scheduled`` heap of timers and
+# ``_stopping`` flag, and sets ``_thread_id``: attributes ``BaseEventLoop.__init__`` sets.
+_private(base_events.BaseEventLoop, "_run_once")
 
 
 class _PollingSelector(selectors.EpollSelector):
@@ -60,6 +132,8 @@ class DrivenLoop(asyncio.SelectorEventLoop):
     def __init__(self) -> None:
         self._polling = _PollingSelector()
         super().__init__(self._polling)
+        for name in ("_ready", "_scheduled", "_stopping", "_thread_id"):
+            _private(self, name)
         # Read by the runtime to see whether a handler scheduled work.
         self.ready_queue = self._ready
         self.timer_heap = self._scheduled
@@ -86,7 +160,7 @@ class DrivenLoop(asyncio.SelectorEventLoop):
         if self._ready or self._polling.had_events or self._stopping:
             return 0.0
         if self._scheduled:
-            return max(0.0, self._scheduled[0]._when - self.time())
+            return max(0.0, self._scheduled[0].when() - self.time())
         return None
 
     def finish(self, grace: float = 5.0) -> None:

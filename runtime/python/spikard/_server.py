@@ -64,7 +64,8 @@ class ServeContext:
     loop: bridge.DrivenLoop
     enter_task: Callable[..., Any]
     leave_task: Callable[..., Any]
-    task_refs: set[Any]
+    listed_tasks: set[Any]
+    lists_weakly: bool
     task_type: type
     executor: ThreadPoolExecutor
     submit_sync: Callable[..., Any]
@@ -193,7 +194,8 @@ def serve_socket(
         loop=loop,
         enter_task=bridge.enter_task,
         leave_task=bridge.leave_task,
-        task_refs=bridge.all_task_refs,
+        listed_tasks=bridge.listed_tasks,
+        lists_weakly=bridge.lists_weakly,
         task_type=bridge.RequestTask,
         executor=executor,
         submit_sync=bridge.start_sync,

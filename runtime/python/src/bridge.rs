@@ -30,8 +30,10 @@ pub struct ServeContext {
     pub event_loop: Py<PyAny>,
     pub enter_task: Py<PyAny>,
     pub leave_task: Py<PyAny>,
-    /// The weak references behind `asyncio.all_tasks()`.
-    pub task_refs: Py<PySet>,
+    /// A set `asyncio.all_tasks()` reads, where a task being stepped is listed.
+    pub listed_tasks: Py<PySet>,
+    /// `listed_tasks` holds weak references to tasks (3.11), not tasks (3.12+).
+    pub lists_weakly: bool,
     pub task_type: Py<PyAny>,
     pub executor: Py<PyAny>,
     pub submit_sync: Py<PyAny>,
@@ -127,9 +129,13 @@ impl Bridge {
         let event_loop = self.ctx.event_loop.bind(py);
         // Listed by asyncio.all_tasks() from the first line, as a task is. A plain
         // set entry costs far less than WeakSet.add (Python code) per request.
-        let task_refs = self.ctx.task_refs.bind(py);
-        let listed = PyWeakrefReference::new(&task)?;
-        task_refs.add(&listed)?;
+        let listing = self.ctx.listed_tasks.bind(py);
+        let listed = if self.ctx.lists_weakly {
+            PyWeakrefReference::new(&task)?.into_any()
+        } else {
+            task.clone()
+        };
+        listing.add(&listed)?;
         let entered = self.ctx.enter_task.bind(py).call1((event_loop, &task));
         let stepped = entered.and_then(|_| {
             let stepped = step(py, &context, &coro);
@@ -137,7 +143,7 @@ impl Bridge {
             left.and(stepped)
         });
         // Finished, failed, or about to be registered by Task.__init__ itself.
-        task_refs.discard(&listed)?;
+        listing.discard(&listed)?;
         match stepped? {
             Step::Return(value) => {
                 if self.loop_has_new_work(py)? {
