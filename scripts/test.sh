@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
 # Sets up spikard and runs the whole test suite: formatting and lints, the Rust
 # core's unit tests, and the pytest suites that drive the installed package over
-# real sockets. CI runs exactly this (.ci/run).
+# real sockets, on the default Python and then on every other CPython version the
+# package supports (its classifiers), each against its own build in its own
+# virtualenv (.venvs/). CI runs exactly this (.ci/run).
+#
+# A supported interpreter that cannot be found is skipped with a warning on a
+# developer's machine, and fails the run in CI (CI or SPIKARD_REQUIRE_ALL_PYTHONS set).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,7 +22,39 @@ python3 -m ruff format --check .
 echo "test: Rust core (cargo test -p spikard-http)" >&2
 cargo test --quiet -p spikard-http
 
-echo "test: pytest over real sockets" >&2
 # tests/test_nginx.py puts nginx in front of two instances: install Debian's nginx if missing.
 bash scripts/ensure-nginx.sh
+
+default="$(python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
+echo "test: pytest over real sockets on Python $default" >&2
 python3 -m pytest -q tests
+
+# The supported versions, as the classifiers list them: "Programming Language :: Python :: 3.12".
+supported="$(python3 -c '
+import re, tomllib
+classifiers = tomllib.load(open("pyproject.toml", "rb"))["project"]["classifiers"]
+print(" ".join(m[1] for c in classifiers if (m := re.fullmatch(r"Programming Language :: Python :: (3\.\d+)", c))))
+')"
+require="${SPIKARD_REQUIRE_ALL_PYTHONS:-${CI:-}}"
+missing=()
+for version in $supported; do
+    [ "$version" = "$default" ] && continue
+    if ! python="$(bash scripts/find-python.sh "$version")"; then
+        missing+=("$version")
+        continue
+    fi
+    venv=".venvs/py$version"
+    echo "test: building spikard for Python $version ($python) into $venv" >&2
+    [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check . -r tests/requirements.txt
+    echo "test: pytest over real sockets on Python $version" >&2
+    "$venv/bin/python" -m pytest -q -p no:cacheprovider tests
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    message="no interpreter found for Python ${missing[*]}, which spikard supports (pyproject.toml classifiers)"
+    if [ -n "$require" ]; then
+        echo "test: FAILED: $message" >&2
+        exit 1
+    fi
+    echo "test: WARNING: $message; those versions were not tested" >&2
+fi

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import platform
 import signal
 import socket
 import subprocess
@@ -15,7 +16,17 @@ from typing import Any
 
 import pytest
 
+import spikard
+
 PROBLEM_JSON = "application/problem+json"
+
+
+def pytest_report_header() -> str:
+    """Which build the run tests: each interpreter has its own."""
+    interpreter = f"{platform.python_implementation()} {platform.python_version()}"
+    return f"spikard {spikard.__version__} on {interpreter}, from {Path(spikard.__file__).parent}"
+
+
 STARTUP_TIMEOUT = 20.0
 
 

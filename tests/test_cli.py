@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from importlib.metadata import entry_points
@@ -265,6 +267,28 @@ def test_indistinguishable_routes_exit_non_zero_with_one_line_naming_both(tmp_pa
     assert lines[0].startswith("spikard:")
     assert "GET /items/{a}" in lines[0]
     assert "GET /items/{b:int}" in lines[0]
+
+
+# An interpreter that lacks what the asyncio bridge needs, simulated by taking it away
+# before spikard is imported: the private set all_tasks() reads, or an all_tasks()
+# that reads it.
+LACKING = {
+    "no-task-set": "for name in ('_eager_tasks', '_all_tasks'):\n    vars(tasks).pop(name, None)\n",
+    "all-tasks-elsewhere": "tasks.all_tasks = lambda loop=None: set()\n",
+}
+
+
+@pytest.mark.parametrize("case", list(LACKING))
+def test_an_unsupported_interpreter_is_told_in_one_line_naming_the_supported_versions(tmp_path, case):
+    write_app(tmp_path, hello())
+    script = "import sys\nfrom asyncio import tasks\n" + LACKING[case]
+    script += "from spikard.__main__ import main\nsys.argv[1:] = ['run', 'app.py']\nsys.exit(main())\n"
+    write_app(tmp_path, script, "lacking.py")
+    result = subprocess.run([sys.executable, "lacking.py"], cwd=tmp_path, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 1
+    lines = stderr_lines(result.stderr)
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("spikard supports CPython 3.11, 3.12 and 3.13; this interpreter"), lines[0]
 
 
 # --- other commands -------------------------------------------------------------

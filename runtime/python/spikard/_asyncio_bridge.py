@@ -31,15 +31,29 @@ import selectors
 import threading
 import weakref
 from asyncio import base_events, events, tasks
+from importlib import metadata
 from typing import Any
 
-SUPPORTED = "CPython 3.11, 3.12 and 3.13"
+
+def _supported() -> str:
+    """``CPython 3.11, 3.12 and 3.13``: the versions the distribution's classifiers list
+    (the ones its tests prove), read only when the interpreter is not one of them."""
+    try:
+        classifiers = metadata.metadata("spikard").get_all("Classifier") or []
+    except metadata.PackageNotFoundError:
+        classifiers = []
+    prefix = "Programming Language :: Python :: "
+    versions = [c.removeprefix(prefix) for c in classifiers if c.startswith(prefix + "3.")]
+    if not versions:
+        return "CPython 3.11 and newer"
+    listed = ", ".join(versions[:-1]) + " and " + versions[-1] if len(versions) > 1 else versions[0]
+    return f"CPython {listed}"
 
 
 def _unsupported(what: str) -> ImportError:
     interpreter = f"{platform.python_implementation()} {platform.python_version()}"
     return ImportError(
-        f"spikard supports {SUPPORTED}; this interpreter ({interpreter}) lacks {what}, "
+        f"spikard supports {_supported()}; this interpreter ({interpreter}) lacks {what}, "
         "which spikard's asyncio bridge needs",
         name=__name__,
     )
