@@ -18,6 +18,10 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 python3 -m ruff check .
 python3 -m ruff format --check .
+# The package's types, and the stub of the native module against the built extension
+# (run away from the source tree, so that the installed package is what is checked).
+python3 -m mypy
+(cd /tmp && python3 -m mypy.stubtest spikard._spikard)
 
 echo "test: Rust core (cargo test -p spikard-http)" >&2
 cargo test --quiet -p spikard-http

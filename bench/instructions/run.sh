@@ -1,42 +1,66 @@
 #!/usr/bin/env bash
 # Instructions per request of the serving process, counted by callgrind: exact and
-# repeatable whatever else the machine does, so two builds can be compared where
-# wall-clock figures are too noisy. Each figure is (run with 2500 requests - run
-# with 500) / 2000, which removes start-up and shutdown.
+# repeatable whatever else the machine does, so two builds (or interpreters) can be
+# compared where wall-clock figures are too noisy. Each figure is (run with 2500
+# requests - run with 500) / 2000, which removes start-up and shutdown.
 #
 #   bash bench/instructions/run.sh [BASELINE_DIR]
+#   bash bench/instructions/run.sh NAME=PYTHON[:PYTHONPATH] ...
 #
-# BASELINE_DIR: an earlier build installed with `pip install --target DIR REV`,
-# measured beside the installed spikard. CURRENT_ARGS: extra `spikard run` options
-# for the installed build only (say, --no-access-log, which older builds lack).
-# Needs valgrind (apt-get install valgrind).
+# Without arguments: the spikard installed for `python`. BASELINE_DIR: an earlier
+# build installed with `pip install --no-deps --target DIR REV`, measured beside it.
+# NAME=PYTHON[:PYTHONPATH]: any builds side by side, each served by PYTHON (a
+# virtualenv's python serves what that virtualenv has installed), with PYTHONPATH
+# in front when given; the first is the reference the others are compared with.
+# CURRENT_ARGS: extra `spikard run` options for the first build only (say,
+# --no-access-log, which older builds lack). Needs valgrind (apt-get install valgrind).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
-python="$(python -c 'import sys; print(sys.executable)')"
-python="$(readlink -f "$python")"  # valgrind must see the interpreter, not a shim
 out="$(mktemp -d)"
-port=$(python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+trap 'rm -rf "$out"' EXIT
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 
-count() { # build pythonpath kind n -> instructions
-  local extra=()
-  [ "$1" = current ] && read -ra extra <<< "${CURRENT_ARGS:-}"
-  PYTHONHASHSEED=0 PYTHONPATH="$2" valgrind --tool=callgrind --callgrind-out-file="$out/cg.%p" \
-    "$python" -m spikard.cli run "$here/app.py" --port "$port" "${extra[@]}" > "$out/log" 2>&1 &
-  python "$here/client.py" "$port" "$3" "$4"
-  pkill -INT -f "callgrind.*--port $port"
-  while pgrep -f "callgrind.*--port $port" > /dev/null; do sleep 0.5; done
-  grep "I   refs" "$out/log" | awk '{print $NF}' | tr -d ,
+# valgrind must run the interpreter itself, not a pyenv shim: sys.executable is it
+# (for a virtualenv, its own python, which keeps its site-packages).
+interpreter() { "$1" -c 'import sys; print(sys.executable)'; }
+
+builds=()
+if [ $# -eq 0 ] || { [ $# -eq 1 ] && [[ "$1" != *=* ]]; }; then
+    builds+=("current=$(interpreter python)")
+    [ $# -eq 1 ] && builds+=("baseline=$(interpreter python):$1")
+else
+    for build in "$@"; do
+        name="${build%%=*}" spec="${build#*=}"
+        python="${spec%%:*}" path=""
+        [[ "$spec" == *:* ]] && path="${spec#*:}"
+        builds+=("$name=$(interpreter "$python")${path:+:$path}")
+    done
+fi
+
+count() { # first? python pythonpath kind n -> instructions
+    local extra=()
+    [ "$1" = first ] && read -ra extra <<< "${CURRENT_ARGS:-}"
+    PYTHONHASHSEED=0 PYTHONPATH="$3" valgrind --tool=callgrind --callgrind-out-file="$out/cg.%p" \
+        "$2" -m spikard.cli run "$here/app.py" --port "$port" "${extra[@]}" > "$out/log" 2>&1 &
+    python3 "$here/client.py" "$port" "$4" "$5"
+    pkill -INT -f "callgrind.*--port $port"
+    while pgrep -f "callgrind.*--port $port" > /dev/null; do sleep 0.5; done
+    grep "I   refs" "$out/log" | awk '{print $NF}' | tr -d ,
 }
 
-builds=("current:")
-[ $# -ge 1 ] && builds+=("baseline:$1")
-printf '%-8s %-9s %s\n' kind build instructions/request
+printf '%-8s %-14s %22s %10s\n' kind build instructions/request "vs ${builds[0]%%=*}"
 for kind in hello items struct; do
-  for build in "${builds[@]}"; do
-    name="${build%%:*}" path="${build#*:}"
-    small=$(count "$name" "$path" "$kind" 500)
-    large=$(count "$name" "$path" "$kind" 2500)
-    printf '%-8s %-9s %d\n' "$kind" "$name" $(((large - small) / 2000))
-  done
+    reference=""
+    for i in "${!builds[@]}"; do
+        name="${builds[$i]%%=*}" spec="${builds[$i]#*=}"
+        python="${spec%%:*}" path=""
+        [[ "$spec" == *:* ]] && path="${spec#*:}"
+        which=$([ "$i" -eq 0 ] && echo first || echo other)
+        small=$(count "$which" "$python" "$path" "$kind" 500)
+        large=$(count "$which" "$python" "$path" "$kind" 2500)
+        per=$(((large - small) / 2000))
+        [ -z "$reference" ] && reference=$per
+        printf '%-8s %-14s %22d %+9.1f%%\n' "$kind" "$name" "$per" \
+            "$(python3 -c "print(($per - $reference) / $reference * 100)")"
+    done
 done
-rm -rf "$out"

@@ -31,6 +31,9 @@ import selectors
 import threading
 import weakref
 from asyncio import base_events, events, tasks
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any
 
@@ -110,7 +113,8 @@ def _check_listing() -> None:
     entry: Any = weakref.ref(probe) if lists_weakly else probe
     listed_tasks.add(entry)
     try:
-        seen = probe in tasks.all_tasks(owner)  # type: ignore[arg-type]
+        listed: set[object] = set(tasks.all_tasks(owner))  # type: ignore[arg-type]  # any object will do
+        seen = probe in listed
     finally:
         listed_tasks.discard(entry)
     if not seen:
@@ -163,7 +167,7 @@ class DrivenLoop(asyncio.SelectorEventLoop):
 
     def leave(self) -> None:
         _set_running_loop(None)
-        self._thread_id = None
+        self._thread_id = None  # type: ignore[assignment]  # asyncio's own "not running"
         self._polling.driven = False
 
     def run_once(self) -> float | None:
@@ -201,6 +205,8 @@ class RequestTask(_Task):
     """
 
     __slots__ = ("_request_context", "_request_coro")
+    _request_coro: Any  # the handler's coroutine during the first step, then None
+    _request_context: contextvars.Context
     # Cancellations requested during the first step (instance attributes only then).
     _early_cancels = 0
     _early_msg: Any = None
@@ -236,7 +242,8 @@ class RequestTask(_Task):
         return self._request_coro if self._first_step else super().get_coro()
 
     def get_context(self) -> contextvars.Context:
-        return self._request_context if self._first_step else super().get_context()
+        # Task.get_context is 3.12+: on 3.11 this is what a task answers, none.
+        return self._request_context if self._first_step else super().get_context()  # type: ignore[misc]
 
     def get_loop(self) -> asyncio.AbstractEventLoop:
         return events.get_running_loop() if self._first_step else super().get_loop()
@@ -305,7 +312,23 @@ class _Continuation(collections.abc.Coroutine):
         return self.send(None)
 
 
-def start_sync(executor: Any, handler: Any, kwargs: dict[str, Any]) -> Any:
-    """Run a plain ``def`` handler in the thread pool, in a context of its own."""
-    context = contextvars.copy_context()
-    return executor.submit(context.run, handler, **kwargs)
+@dataclass(frozen=True)
+class Bridge:
+    """What the runtime's coroutine driver (``bridge.rs``) works with during one serve:
+    the loop handlers run on, how a request's task is made current and listed while
+    its first step runs, and the thread pool plain ``def`` handlers run in."""
+
+    loop: DrivenLoop
+    executor: ThreadPoolExecutor
+    task_type: type[RequestTask] = RequestTask
+    # (loop, task) -> None: asyncio's own, called around a request's first step.
+    enter_task: Callable[[asyncio.AbstractEventLoop, asyncio.Task[Any]], None] = enter_task
+    leave_task: Callable[[asyncio.AbstractEventLoop, asyncio.Task[Any]], None] = leave_task
+    listed_tasks: set[Any] = field(default_factory=lambda: listed_tasks)
+    lists_weakly: bool = lists_weakly
+
+    def start_sync(self, handler: Callable[..., Any], kwargs: dict[str, Any]) -> Future[Any]:
+        """Runs a plain ``def`` handler in the thread pool, in a context of its own."""
+        context = contextvars.copy_context()
+        # typeshed's Context.run is generic in ways submit's signature cannot carry.
+        return self.executor.submit(context.run, handler, **kwargs)  # type: ignore[arg-type]

@@ -50,7 +50,7 @@ class _ServerFormatter(logging.Formatter):
         return f"spikard: {text}"
 
 
-class _ConsoleLines(logging.StreamHandler):  # type: ignore[type-arg]
+class _ConsoleLines(logging.StreamHandler):
     """The access log's console handler. Records arrive one by one, as for any
     handler, each written whole (one write of at most a pipe's atomic size for a
     usual line, so workers sharing stdout never interleave inside a line); while

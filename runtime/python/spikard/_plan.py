@@ -7,7 +7,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
+
+# Where a parameter is read from, and what its text is coerced to; plan.rs matches
+# these strings (the stub _spikard.pyi types them the same).
+ParamSource = Literal["path", "query", "header", "cookie"]
+Scalar = Literal["str", "int", "float", "bool"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -15,9 +20,9 @@ class ParamPlan:
     """A path, query, header or cookie parameter."""
 
     name: str
-    source: str  # "path" | "query" | "header" | "cookie"
+    source: ParamSource
     key: str  # the query key, header name, cookie name or path parameter read
-    scalar: str  # "str" | "int" | "float" | "bool": what the text is coerced to
+    scalar: Scalar  # what the text is coerced to
     is_list: bool
     required: bool
     schema: dict[str, Any] | None  # constraints checked in Rust after coercion

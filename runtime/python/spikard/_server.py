@@ -15,20 +15,15 @@ import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from spikard import _asyncio_bridge as bridge
 from spikard import _logging as logs
-from spikard import _responding as responding
-from spikard import _spikard, encoding
-from spikard._errors import report_error
-from spikard._exception_handling import for_exception
-from spikard._rejections import rejection_errors
-from spikard.requests import Request
-from spikard.responses import Response
+from spikard import _spikard
+from spikard._responding import Answers
 
 if TYPE_CHECKING:
+    from spikard._spikard import _ServerLog as ServerLog
     from spikard.app import Spikard
 
 DEFAULT_MAX_BODY_SIZE = 10 * 1024 * 1024
@@ -59,34 +54,14 @@ class ServeOptions:
 
 @dataclass(frozen=True)
 class ServeContext:
-    """The Python objects the native driver works with (``bridge.rs``)."""
+    """The Python objects the runtime works with during one serve (``server.rs``): the
+    asyncio bridge, what answers the app's requests, and the logs (this is the
+    ``spikard._logging`` module itself, whose ``write_access``, ``access_console`` and
+    ``warn`` the runtime calls). The stub ``_spikard.pyi`` types each."""
 
-    loop: bridge.DrivenLoop
-    enter_task: Callable[..., Any]
-    leave_task: Callable[..., Any]
-    listed_tasks: set[Any]
-    lists_weakly: bool
-    task_type: type
-    executor: ThreadPoolExecutor
-    submit_sync: Callable[..., Any]
-    encode: Callable[[Any], bytes]  # results the runtime found free of bytes
-    encode_json: Callable[[Any], bytes]  # any result
-    response_type: type
-    report_error: Callable[[BaseException, str], str]
-    app: Spikard
-    request_type: type
-    new_sub_response: Callable[[], Any]
-    finish_response: Callable[..., Any]
-    for_exception: Callable[[BaseException], Any]
-    rejection_errors: Callable[[BaseException, list[Any]], list[dict[str, Any]]]
-    # errors -> (request -> awaitable Response), when the app handles validation errors.
-    validation_error_handler: Callable[[list[dict[str, Any]], Any], Any] | None
-    # (status, allowed) -> handler, when the app answers unrouted requests itself.
-    for_status: Callable[[int, list[str]], Any] | None
-    root_path: str
-    write_access: Callable[[list[Any]], None]
-    access_console: Callable[[], Callable[[list[str]], None] | None]
-    warn: Callable[[str], None]
+    bridge: bridge.Bridge
+    answers: Answers
+    log: ServerLog
 
 
 def bind_socket(host: str, port: int, backlog: int = DEFAULT_BACKLOG) -> socket.socket:
@@ -191,30 +166,9 @@ def serve_socket(
     loop = bridge.DrivenLoop()
     executor = ThreadPoolExecutor(max_workers=options.sync_workers, thread_name_prefix="spikard-sync")
     context = ServeContext(
-        loop=loop,
-        enter_task=bridge.enter_task,
-        leave_task=bridge.leave_task,
-        listed_tasks=bridge.listed_tasks,
-        lists_weakly=bridge.lists_weakly,
-        task_type=bridge.RequestTask,
-        executor=executor,
-        submit_sync=bridge.start_sync,
-        encode=encoding.encode_plain,
-        encode_json=encoding.encode_json,
-        response_type=Response,
-        report_error=report_error,
-        app=app,
-        request_type=Request,
-        new_sub_response=responding.new_sub_response,
-        finish_response=responding.finish_response,
-        for_exception=partial(for_exception, app.exception_handlers),
-        rejection_errors=rejection_errors,
-        validation_error_handler=responding.validation_error_handler(app),
-        for_status=responding.status_handler(app),
-        root_path=options.root_path.rstrip("/"),
-        write_access=logs.write_access,
-        access_console=logs.access_console,
-        warn=logs.warn,
+        bridge=bridge.Bridge(loop, executor),
+        answers=Answers.for_app(app, options.root_path),
+        log=logs,
     )
     # With the access logger off (``--log-level warning``), nothing is recorded.
     options = dataclasses.replace(options, access_log=options.access_log and logs.access_enabled())

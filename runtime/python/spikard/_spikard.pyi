@@ -1,7 +1,18 @@
-"""Type stubs for the native module ``spikard._spikard`` (runtime/python/src)."""
+"""Type stubs for the native module ``spikard._spikard`` (runtime/python/src): the whole
+contract between the runtime and the Python package.
 
+The public part is what the module exports. The private protocols describe what the
+package hands to the runtime and everything the runtime reads or calls on it (each
+names the Rust file that does); mypy checks the package's objects against them where
+``Server.serve`` is called, and ``python -m mypy.stubtest spikard._spikard`` checks
+the exports against the built extension."""
+
+import asyncio
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from concurrent.futures import Future
+from typing import Any, Literal, Protocol, final
+
+__all__ = ["Completion", "Server", "__version__", "check_forwarded_allow_ips", "parse_path"]
 
 __version__: str
 
@@ -14,55 +25,205 @@ def check_forwarded_allow_ips(list: str) -> None:
     """Raises ``ValueError`` for a ``--forwarded-allow-ips`` list the server would refuse
     (an IP network that is not one, such as ``10.0.0.0/99``)."""
 
-class _RoutePlan(Protocol):
-    """``spikard._plan.RoutePlan``: read by attribute."""
+# -- Route plans (spikard/_plan.py), read by attribute in plan.rs --------------------
 
-    method: str
-    path: str
-    endpoint: Callable[..., Any]
-    is_async: bool
-    status_code: int
-    params: Sequence[Any]
-    body: Any | None
+# Matched as strings by plan.rs; anything else is refused at startup.
+_ParamSource = Literal["path", "query", "header", "cookie"]
+_Scalar = Literal["str", "int", "float", "bool"]
+
+class _ParamPlan(Protocol):
+    @property
+    def name(self) -> str: ...
+    @property
+    def source(self) -> _ParamSource: ...
+    @property
+    def key(self) -> str: ...
+    @property
+    def scalar(self) -> _Scalar: ...
+    @property
+    def is_list(self) -> bool: ...
+    @property
+    def required(self) -> bool: ...
+    @property
+    def schema(self) -> dict[str, Any] | None: ...
+    @property
+    def default(self) -> Any: ...
+    @property
+    def converter(self) -> Callable[[Any], Any] | None: ...
+
+class _BodyField(Protocol):
+    @property
+    def name(self) -> str: ...
+    @property
+    def key(self) -> str: ...
+    @property
+    def default(self) -> Any: ...
+    @property
+    def converter(self) -> Callable[[Any], Any] | None: ...
+
+class _BodyPlan(Protocol):
+    @property
+    def name(self) -> str: ...
+    @property
+    def schema(self) -> dict[str, Any] | None: ...
+    @property
+    def required(self) -> bool: ...
+    @property
+    def default(self) -> Any: ...
+    @property
+    def converter(self) -> Callable[[Any], Any] | None: ...
+    @property
+    def fields(self) -> Sequence[_BodyField]: ...
+
+class _RoutePlan(Protocol):
+    @property
+    def method(self) -> str: ...
+    @property
+    def path(self) -> str: ...
+    @property
+    def endpoint(self) -> Callable[..., Any]: ...
+    @property
+    def is_async(self) -> bool: ...
+    @property
+    def status_code(self) -> int: ...
+    @property
+    def params(self) -> Sequence[_ParamPlan]: ...
+    @property
+    def body(self) -> _BodyPlan | None: ...
+    @property
+    def request_param(self) -> str | None: ...
+    @property
+    def response_param(self) -> str | None: ...
+    @property
+    def serialize(self) -> Callable[[Any], Any] | None: ...
+    @property
+    def model_type(self) -> type | None: ...
+    @property
+    def result_may_hold_bytes(self) -> bool: ...
+
+# -- What a serve works with (spikard/_server.py ServeContext) ----------------------
+
+class _DrivenLoop(Protocol):
+    """``spikard._asyncio_bridge.DrivenLoop``, driven by bridge.rs."""
+
+    @property
+    def ready_queue(self) -> Any: ...  # has len(): callbacks ready to run
+    @property
+    def timer_heap(self) -> Any: ...  # has len(): timers scheduled
+    def selector_fd(self) -> int: ...
+    def run_once(self) -> float | None: ...
+
+class _RequestTask(Protocol):
+    """``spikard._asyncio_bridge.RequestTask``: made with ``tp_new`` by bridge.rs, which
+    sets ``_request_coro`` and ``_request_context`` and, if the handler suspends, calls
+    ``_continue`` and ``add_done_callback``."""
+
+    _request_coro: Any
+    _request_context: Any
+    def _continue(self, loop: asyncio.AbstractEventLoop, coro: Any, pending: Any) -> None: ...
+
+class _Bridge(Protocol):
+    """``spikard._asyncio_bridge.Bridge``, used by bridge.rs."""
+
+    @property
+    def loop(self) -> _DrivenLoop: ...
+    @property
+    def task_type(self) -> type[_RequestTask]: ...
+    @property
+    def enter_task(self) -> Callable[[asyncio.AbstractEventLoop, asyncio.Task[Any]], None]: ...
+    @property
+    def leave_task(self) -> Callable[[asyncio.AbstractEventLoop, asyncio.Task[Any]], None]: ...
+    @property
+    def listed_tasks(self) -> set[Any]: ...
+    @property
+    def lists_weakly(self) -> bool: ...
+    def start_sync(self, handler: Callable[..., Any], kwargs: dict[str, Any], /) -> Future[Any]: ...
+
+class _Answers(Protocol):
+    """``spikard._responding.Answers``, used by convert.rs, failures.rs and handler.rs."""
+
+    @property
+    def app(self) -> Any: ...
+    @property
+    def root_path(self) -> str: ...
+    @property
+    def encode(self) -> Callable[[Any], bytes]: ...
+    @property
+    def encode_json(self) -> Callable[[Any], bytes]: ...
+    @property
+    def request_type(self) -> Callable[..., Any]: ...
+    @property
+    def response_type(self) -> type: ...
+    @property
+    def report_error(self) -> Callable[[BaseException, str], str]: ...
+    @property
+    def rejection_errors(self) -> Callable[[BaseException, list[Any]], list[dict[str, Any]]]: ...
+    @property
+    def for_exception(self) -> Callable[[BaseException], Any]: ...
+    @property
+    def validation_error_handler(self) -> Callable[[list[dict[str, Any]], Any], Any] | None: ...
+    @property
+    def for_status(self) -> Callable[[int, list[str]], Any] | None: ...
+    def new_sub_response(self) -> Any: ...
+    def finish_response(
+        self, result: Any, sub: Any, status_code: int, serialize: Callable[[Any], Any] | None, /
+    ) -> Any: ...
+
+# (client, method, target, http_version, status, seconds)
+_AccessRecord = tuple[str | None, str, str, str, int, float]
+
+class _ServerLog(Protocol):
+    """The module ``spikard._logging``, called by access.rs and server.rs."""
+
+    def write_access(self, batch: list[_AccessRecord], /) -> None: ...
+    def access_console(self) -> Callable[[list[str]], None] | None: ...
+    def warn(self, message: str, /) -> None: ...
 
 class _ServeContext(Protocol):
-    """``spikard._server.ServeContext``: read by attribute."""
+    """``spikard._server.ServeContext``."""
 
-    loop: Any
-    enter_task: Callable[..., Any]
-    leave_task: Callable[..., Any]
-    task_refs: set[Any]
-    task_type: type
-    executor: Any
-    submit_sync: Callable[..., Any]
-    encode: Callable[[Any], bytes]
-    response_type: type
-    report_error: Callable[[BaseException, str], str]
-    root_path: str
-    write_access: Callable[[list[tuple[str | None, str, str, str, int, float]]], None]
-    access_console: Callable[[], Callable[[list[str]], None] | None]
-    warn: Callable[[str], None]
+    @property
+    def bridge(self) -> _Bridge: ...
+    @property
+    def answers(self) -> _Answers: ...
+    @property
+    def log(self) -> _ServerLog: ...
 
 class _ServeOptions(Protocol):
-    """``spikard._server.ServeOptions``: read by attribute."""
+    """``spikard._server.ServeOptions``, read by server.rs."""
 
-    debug: bool
-    max_body_size: int
-    graceful_timeout: float
-    header_read_timeout: float
-    keep_alive: float
-    max_connections: int
-    max_requests: int
-    access_log: bool
-    proxy_headers: bool
-    forwarded_allow_ips: str
-    peers_fd: int
-    peer_slot: int
+    @property
+    def debug(self) -> bool: ...
+    @property
+    def max_body_size(self) -> int: ...
+    @property
+    def graceful_timeout(self) -> float: ...
+    @property
+    def header_read_timeout(self) -> float: ...
+    @property
+    def keep_alive(self) -> float: ...
+    @property
+    def max_connections(self) -> int: ...
+    @property
+    def max_requests(self) -> int: ...
+    @property
+    def access_log(self) -> bool: ...
+    @property
+    def proxy_headers(self) -> bool: ...
+    @property
+    def forwarded_allow_ips(self) -> str: ...
+    @property
+    def peers_fd(self) -> int: ...
+    @property
+    def peer_slot(self) -> int: ...
 
+# -- Exports ---------------------------------------------------------------------------
+
+@final
 class Server:
     """Serves route plans on a listening socket, on the calling thread."""
 
-    def __init__(self) -> None: ...
+    def __new__(cls) -> Server: ...
     def serve(
         self,
         routes: Sequence[_RoutePlan],
@@ -76,17 +237,18 @@ class Server:
     ) -> int:
         """Serves on the listening socket ``fd`` (a Unix socket when ``unix``), which it
         takes over (``socket.detach()``) and closes as soon as shutdown starts, until
-        ``shutdown()`` or, with
-        ``signal_fd`` (the read end of Python's signal wake-up descriptor),
-        SIGINT/SIGTERM; a second signal stops at once. ``ready`` is called once
-        connections are accepted, ``on_max_requests`` once ``options.max_requests``
-        requests were answered. Returns the number of requests cut short. Raises
-        ``ValueError`` for routes that cannot be served together and ``OSError`` for
-        an unusable socket."""
+        ``shutdown()`` or, with ``signal_fd`` (the read end of Python's signal wake-up
+        descriptor), SIGINT/SIGTERM; a second signal stops at once. ``ready`` is called
+        once connections are accepted, ``on_max_requests`` once
+        ``options.max_requests`` requests were answered. Returns the number of
+        requests cut short. Raises ``ValueError`` for routes that cannot be served
+        together and ``OSError`` for an unusable socket."""
     def shutdown(self) -> None:
         """Stops accepting; in-flight requests finish within the grace period."""
 
+@final
 class Completion:
-    """Done-callback of a suspended handler's task; hands it to the waiting request."""
+    """Done-callback of a suspended handler's task (or a sync handler's future); hands
+    the finished object to the waiting request. Made by the runtime only."""
 
-    def __call__(self, finished: Any) -> None: ...
+    def __call__(self, finished: Any, /) -> None: ...

@@ -76,7 +76,7 @@ class MutableHeaders(Headers):
     def append(self, name: str, value: str) -> None:
         self._pairs.append((name.lower(), value))
 
-    def setdefault(self, name: str, value: str) -> str:  # type: ignore[override]
+    def setdefault(self, name: str, value: str) -> str:
         if name in self:
             return self[name]
         self.append(name, value)

@@ -6,13 +6,16 @@ Used as defaults (``limit: int = Query(10, ge=1)``) or inside ``Annotated``
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from spikard._plan import ParamSource
 
 
 class Param:
-    """A parameter read from the request line or headers."""
+    """A parameter read from the request line or headers; each subclass names where."""
 
-    source: str = ""
+    source: ClassVar[ParamSource]
 
     def __init__(
         self,

@@ -12,20 +12,20 @@ import inspect
 import typing
 import uuid
 from collections.abc import Callable, Mapping
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 
 from spikard import _spikard
 from spikard._bodies import converter_for, plan_body, strip_optional
-from spikard._plan import ParamPlan, RoutePlan
+from spikard._plan import ParamPlan, ParamSource, RoutePlan, Scalar
 from spikard.params import Body, Header, Param
 from spikard.pydantic_support import uses_pydantic
 from spikard.requests import Request
 from spikard.response_models import response_model as plan_response_model
 from spikard.responses import Response
 
-_JSON_SCALARS = {"integer": "int", "number": "float", "boolean": "bool", "string": "str"}
+_JSON_SCALARS: dict[str, Scalar] = {"integer": "int", "number": "float", "boolean": "bool", "string": "str"}
 _PATH_CONVERTER_TYPES: dict[str, Any] = {
     "int": int,
     "float": float,
@@ -165,7 +165,7 @@ def _is_body_type(tp: Any) -> bool:
     return False
 
 
-def _source_of(arg: _Arg, path_params: dict[str, str | None]) -> str:
+def _source_of(arg: _Arg, path_params: dict[str, str | None]) -> ParamSource | Literal["body"]:
     if isinstance(arg.marker, Body):
         return "body"
     if isinstance(arg.marker, Param):
@@ -177,7 +177,7 @@ def _source_of(arg: _Arg, path_params: dict[str, str | None]) -> str:
     return "query"
 
 
-def _param_plan(arg: _Arg, source: str, path_params: dict[str, str | None], where: str) -> ParamPlan:
+def _param_plan(arg: _Arg, source: ParamSource, path_params: dict[str, str | None], where: str) -> ParamPlan:
     marker = arg.marker if isinstance(arg.marker, Param) else None
     annotation = arg.annotation
     key = marker.alias if marker and marker.alias else arg.name
@@ -209,7 +209,7 @@ def _param_plan(arg: _Arg, source: str, path_params: dict[str, str | None], wher
         item = item_args[0] if item_args else str
     constraints = marker.constraints() if marker else {}
     scalar, item_schema = _scalar_of(item, constraints, arg.name, where)
-    schema = {"type": "array", "items": item_schema} if is_list else item_schema
+    schema: dict[str, Any] | None = {"type": "array", "items": item_schema} if is_list else item_schema
     # Coercion already guarantees the bare type; only further rules need a check.
     if schema == {"type": _json_type(scalar)} or (is_list and item_schema == {"type": _json_type(scalar)}):
         schema = None
@@ -234,11 +234,11 @@ def _param_converter(tp: Any) -> Callable[[Any], Any] | None:
     return converter_for(tp)
 
 
-def _json_type(scalar: str) -> str:
+def _json_type(scalar: Scalar) -> str:
     return {v: k for k, v in _JSON_SCALARS.items()}[scalar]
 
 
-def _scalar_of(item: Any, constraints: dict[str, Any], name: str, where: str) -> tuple[str, dict[str, Any]]:
+def _scalar_of(item: Any, constraints: dict[str, Any], name: str, where: str) -> tuple[Scalar, dict[str, Any]]:
     """The JSON type a parameter's text is coerced to, and its schema with constraints."""
     annotated = Annotated[item, msgspec.Meta(**constraints)] if constraints else item
     try:

@@ -23,36 +23,48 @@ use tokio::sync::{oneshot, Notify};
 
 use crate::convert::{call_with_keywords, keywords_dict};
 
-/// The Python objects the driver works with, from `spikard._server.ServeContext`.
+/// `spikard._asyncio_bridge.Bridge`: the loop, how a request's task is made
+/// current and listed, and the thread pool of plain `def` handlers.
 #[derive(FromPyObject)]
-pub struct ServeContext {
+pub struct AsyncioHooks {
     #[pyo3(attribute("loop"))]
     pub event_loop: Py<PyAny>,
+    pub task_type: Py<PyAny>,
     pub enter_task: Py<PyAny>,
     pub leave_task: Py<PyAny>,
     /// A set `asyncio.all_tasks()` reads, where a task being stepped is listed.
     pub listed_tasks: Py<PySet>,
     /// `listed_tasks` holds weak references to tasks (3.11), not tasks (3.12+).
     pub lists_weakly: bool,
-    pub task_type: Py<PyAny>,
-    pub executor: Py<PyAny>,
-    pub submit_sync: Py<PyAny>,
+    /// `(handler, kwargs) -> concurrent.futures.Future`
+    pub start_sync: Py<PyAny>,
+}
+
+/// `spikard._responding.Answers`: what answering one app's requests calls into.
+#[derive(FromPyObject)]
+pub struct Answers {
+    pub app: Py<PyAny>,
+    /// Where a proxy mounts the app (`--root-path`), for `request.url`.
+    pub root_path: Py<PyString>,
+    /// Results found free of bytes, and any result, as JSON bytes.
     pub encode: Py<PyAny>,
     pub encode_json: Py<PyAny>,
-    pub response_type: Py<PyAny>,
-    pub report_error: Py<PyAny>,
-    pub app: Py<PyAny>,
     pub request_type: Py<PyAny>,
+    pub response_type: Py<PyAny>,
     pub new_sub_response: Py<PyAny>,
     pub finish_response: Py<PyAny>,
-    pub for_exception: Py<PyAny>,
+    pub report_error: Py<PyAny>,
     pub rejection_errors: Py<PyAny>,
+    pub for_exception: Py<PyAny>,
     pub validation_error_handler: Option<Py<PyAny>>,
     /// `(status, allowed) -> handler | None` for requests no route takes, when
     /// the app registered handlers for them.
     pub for_status: Option<Py<PyAny>>,
-    /// Where a proxy mounts the app (`--root-path`), for `request.url`.
-    pub root_path: Py<PyString>,
+}
+
+/// The module `spikard._logging`: where the runtime's logs go.
+#[derive(FromPyObject)]
+pub struct LogHooks {
     /// `(records) -> None`: writes access-log records (`access.rs`).
     pub write_access: Py<PyAny>,
     /// `() -> ((chunks) -> None) | None`: the console writer, while records
@@ -62,9 +74,19 @@ pub struct ServeContext {
     pub warn: Py<PyAny>,
 }
 
+/// `spikard._server.ServeContext`: every Python object a serve works with, typed
+/// in the stub `spikard/_spikard.pyi`.
+#[derive(FromPyObject)]
+pub struct ServeContext {
+    pub bridge: AsyncioHooks,
+    pub answers: Answers,
+    pub log: LogHooks,
+}
+
 /// Per-serve state shared by the handlers and the loop driver.
 pub struct Bridge {
-    pub ctx: ServeContext,
+    pub asyncio: AsyncioHooks,
+    pub answers: Answers,
     ready_queue: Py<PyAny>,
     names: Names,
     /// Timers the loop held after its last run; more means a handler added one.
@@ -92,8 +114,8 @@ pub enum Started<'py> {
 }
 
 impl Bridge {
-    pub fn new(py: Python<'_>, ctx: ServeContext) -> PyResult<Self> {
-        let event_loop = ctx.event_loop.bind(py);
+    pub fn new(py: Python<'_>, asyncio: AsyncioHooks, answers: Answers) -> PyResult<Self> {
+        let event_loop = asyncio.event_loop.bind(py);
         let ready_queue = event_loop.getattr("ready_queue")?.unbind();
         let names = Names {
             request_coro: PyString::intern(py, "_request_coro").unbind(),
@@ -104,7 +126,8 @@ impl Bridge {
             add_done_callback: PyString::intern(py, "add_done_callback").unbind(),
         };
         Ok(Bridge {
-            ctx,
+            asyncio,
+            answers,
             ready_queue,
             names,
             timers_seen: AtomicUsize::new(0),
@@ -126,20 +149,20 @@ impl Bridge {
         let task = self.new_request_task(py)?;
         task.setattr(self.names.request_coro.bind(py), &coro)?;
         task.setattr(self.names.request_context.bind(py), &context)?;
-        let event_loop = self.ctx.event_loop.bind(py);
+        let event_loop = self.asyncio.event_loop.bind(py);
         // Listed by asyncio.all_tasks() from the first line, as a task is. A plain
         // set entry costs far less than WeakSet.add (Python code) per request.
-        let listing = self.ctx.listed_tasks.bind(py);
-        let listed = if self.ctx.lists_weakly {
+        let listing = self.asyncio.listed_tasks.bind(py);
+        let listed = if self.asyncio.lists_weakly {
             PyWeakrefReference::new(&task)?.into_any()
         } else {
             task.clone()
         };
         listing.add(&listed)?;
-        let entered = self.ctx.enter_task.bind(py).call1((event_loop, &task));
+        let entered = self.asyncio.enter_task.bind(py).call1((event_loop, &task));
         let stepped = entered.and_then(|_| {
             let stepped = step(py, &context, &coro);
-            let left = self.ctx.leave_task.bind(py).call1((event_loop, &task));
+            let left = self.asyncio.leave_task.bind(py).call1((event_loop, &task));
             left.and(stepped)
         });
         // Finished, failed, or about to be registered by Task.__init__ itself.
@@ -163,7 +186,7 @@ impl Bridge {
     /// `RequestTask.__new__(RequestTask)`, through the type's `tp_new` slot: the
     /// object is created without `Task.__init__` (see `_asyncio_bridge.py`).
     fn new_request_task<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let task_type = self.ctx.task_type.bind(py).cast::<PyType>()?;
+        let task_type = self.asyncio.task_type.bind(py).cast::<PyType>()?;
         let args = PyTuple::empty(py);
         // SAFETY: `task_type` is a live type object; its `tp_new` (inherited from
         // asyncio.Future) accepts an empty argument tuple and no keywords.
@@ -185,11 +208,11 @@ impl Bridge {
         kwnames: &Bound<'py, PyTuple>,
     ) -> PyResult<Started<'py>> {
         let kwargs = keywords_dict(py, values, kwnames)?;
-        let future = self.ctx.submit_sync.bind(py).call1((
-            self.ctx.executor.bind(py),
-            endpoint.bind(py),
-            kwargs,
-        ))?;
+        let future = self
+            .asyncio
+            .start_sync
+            .bind(py)
+            .call1((endpoint.bind(py), kwargs))?;
         Ok(Started::Pending(self.on_done(py, &future)?))
     }
 
@@ -214,7 +237,7 @@ impl Bridge {
             return Ok(true);
         }
         let timers = self
-            .ctx
+            .asyncio
             .event_loop
             .bind(py)
             .getattr(self.names.timer_heap.bind(py))?
@@ -224,7 +247,7 @@ impl Bridge {
 
     /// Runs what is due on the loop; returns how long it may sleep.
     fn run_once(&self, py: Python<'_>) -> PyResult<Option<f64>> {
-        let event_loop = self.ctx.event_loop.bind(py);
+        let event_loop = self.asyncio.event_loop.bind(py);
         let next: Option<f64> = event_loop
             .call_method0(self.names.run_once.bind(py))?
             .extract()?;

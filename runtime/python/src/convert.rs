@@ -95,7 +95,7 @@ pub fn build_args<'py, 'a>(
     }
     let sub_response = if plan.wants_response {
         let sub = bridge
-            .ctx
+            .answers
             .new_sub_response
             .bind(py)
             .call0()
@@ -153,7 +153,7 @@ pub fn request_object<'py>(
         params.set_item(name, value)?;
     }
     let body = raw_body.map(|bytes| PyBytes::new(py, bytes));
-    bridge.ctx.request_type.bind(py).call1((
+    bridge.answers.request_type.bind(py).call1((
         head.method.as_str(),
         head.uri.path(),
         head.uri.query().unwrap_or(""),
@@ -161,9 +161,9 @@ pub fn request_object<'py>(
         client,
         body,
         params,
-        bridge.ctx.app.bind(py),
+        bridge.answers.app.bind(py),
         remote.scheme.as_str(),
-        bridge.ctx.root_path.bind(py),
+        bridge.answers.root_path.bind(py),
     ))
 }
 
@@ -222,7 +222,7 @@ pub fn into_response(
 ) -> PyResult<Response<ResponseBody>> {
     if let Some(sub) = sub_response {
         let serialize = plan.serialize.as_ref().map(|s| s.bind(py));
-        let merged = bridge.ctx.finish_response.bind(py).call1((
+        let merged = bridge.answers.finish_response.bind(py).call1((
             result,
             sub,
             plan.status.as_u16(),
@@ -230,7 +230,7 @@ pub fn into_response(
         ))?;
         return explicit_response(py, &merged);
     }
-    if result.is_instance(bridge.ctx.response_type.bind(py))? {
+    if result.is_instance(bridge.answers.response_type.bind(py))? {
         return explicit_response(py, result);
     }
     let converted;
@@ -251,9 +251,9 @@ pub fn into_response(
         return Ok(response);
     }
     let encode = if plan.may_hold_bytes && contains_bytes(value, 0) {
-        &bridge.ctx.encode_json
+        &bridge.answers.encode_json
     } else {
-        &bridge.ctx.encode
+        &bridge.answers.encode
     };
     let encoded = encode.bind(py).call1((value,))?;
     let bytes = encoded.cast::<PyBytes>()?;

@@ -24,7 +24,7 @@ pub fn fault(py: Python<'_>, bridge: &Bridge, label: &str, error: PyErr) -> Hand
     // Carries the traceback along, for the report.
     let exception = error.into_value(py);
     let detail = bridge
-        .ctx
+        .answers
         .report_error
         .bind(py)
         .call1((exception.bind(py), label))
@@ -54,7 +54,7 @@ pub fn rejection_errors(
     let errors = to_python(py, &Value::Array(prefix))
         .and_then(|prefix| {
             bridge
-                .ctx
+                .answers
                 .rejection_errors
                 .bind(py)
                 .call1((error.value(py), prefix))
@@ -159,7 +159,7 @@ pub fn validation_answer(
     body: Option<&Value>,
     errors: Vec<FieldError>,
 ) -> Result<HandlerFuture, Vec<FieldError>> {
-    let Some(handler) = bridge.ctx.validation_error_handler.as_ref() else {
+    let Some(handler) = bridge.answers.validation_error_handler.as_ref() else {
         return Err(errors);
     };
     Ok(Python::attach(|py| {
@@ -193,7 +193,7 @@ impl Fallback for PythonFallback {
         let label: Arc<str> = Arc::from(format!("{} {} ({status})", head.method, head.uri.path()));
         Python::attach(|py| {
             let allowed: Vec<&str> = allowed.iter().map(Method::as_str).collect();
-            let for_status = self.bridge.ctx.for_status.as_ref()?;
+            let for_status = self.bridge.answers.for_status.as_ref()?;
             let decided = for_status.bind(py).call1((status.as_u16(), allowed));
             let handler = match decided {
                 Ok(handler) if handler.is_none() => return None,

@@ -98,14 +98,14 @@ fn on_exception(
     error: PyErr,
     request: &RequestData,
 ) -> HandlerFuture {
-    let decided = bridge.ctx.for_exception.bind(py).call1((error.value(py),));
+    let decided = bridge.answers.for_exception.bind(py).call1((error.value(py),));
     let handler = match decided {
         Ok(decision) if decision.is_none() => {
             return ready(Err(fault(py, bridge, &plan.label, error)))
         }
         Ok(decision)
             if decision
-                .is_instance(bridge.ctx.response_type.bind(py))
+                .is_instance(bridge.answers.response_type.bind(py))
                 .unwrap_or(false) =>
         {
             let answer = into_response(py, bridge, plan, &decision, None);

@@ -194,18 +194,23 @@ impl Server {
             .then(|| ProxyTrust::parse(&options.forwarded_allow_ips))
             .transpose()
             .map_err(|e| PyValueError::new_err(format!("forwarded_allow_ips: {e}")))?;
-        let config = options.server_config(context.warn.clone_ref(py))?;
+        let ServeContext {
+            bridge: asyncio,
+            answers,
+            log,
+        } = context;
+        let config = options.server_config(log.warn)?;
         let access_sink = access::AccessSink {
-            console: context.access_console.clone_ref(py),
-            records: context.write_access.clone_ref(py),
+            console: log.access_console,
+            records: log.write_access,
         };
         let access_task_sink = access_sink.clone_ref(py);
-        let selector_fd: RawFd = context
+        let selector_fd: RawFd = asyncio
             .event_loop
             .bind(py)
             .call_method0("selector_fd")?
             .extract()?;
-        let bridge = Arc::new(Bridge::new(py, context)?);
+        let bridge = Arc::new(Bridge::new(py, asyncio, answers)?);
         let mut builder = RouterBuilder::new();
         for plan in &routes {
             let (spec, handler) = plan.split(py)?;
@@ -230,7 +235,7 @@ impl Server {
         if let Some(log) = &access_log {
             app = app.with_access_log(log.clone());
         }
-        if bridge.ctx.for_status.is_some() {
+        if bridge.answers.for_status.is_some() {
             app = app.with_fallback(Arc::new(PythonFallback {
                 bridge: bridge.clone(),
             }));
