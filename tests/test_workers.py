@@ -7,14 +7,17 @@ import concurrent.futures
 import http.client
 import json
 import os
+import re
 import signal
 import socket
 import threading
 import time
 from collections import Counter
+from pathlib import Path
+from typing import Any
 
 import pytest
-from conftest import http_get
+from conftest import http_get, write_app
 
 APP = """
 import asyncio, os
@@ -35,10 +38,74 @@ async def slow(seconds: float = 1.0):
 """
 
 
-def pid_of(port: int) -> int:
+# An app that says which code it runs, for saves that change it on disk.
+VERSIONED_APP = """
+import os
+from spikard import Spikard
+
+VERSION = "{version}"
+app = Spikard()
+
+
+@app.get("/pid")
+async def pid():
+    return {"pid": os.getpid(), "version": VERSION}
+"""
+
+# Saves that leave the app unable to import: the line the error names is marked.
+UNCLOSED_CALL = """
+from spikard import Spikard
+
+app = Spikard(  # the error is here
+"""
+
+RAISES_AT_IMPORT = """
+from spikard import Spikard
+
+app = Spikard()
+raise RuntimeError("saved half-way")  # the error is here
+"""
+
+# Only imports that fail say so: this one never returns.
+HANGS_AT_IMPORT = """
+import time
+
+while True:
+    time.sleep(1)
+"""
+
+# A supervisor run directly, for a start timeout a test can wait for.
+SUPERVISOR_SCRIPT = """
+import socket, sys
+from spikard import _logging
+from spikard.supervisor import Supervisor, WorkerSpec
+
+_logging.configure_logging("info")
+sock = socket.create_server(("127.0.0.1", int(sys.argv[1])))
+sys.exit(Supervisor(WorkerSpec("app.py"), sock, 2, start_timeout=8.0).run())
+"""
+
+
+def versioned_app(version: str) -> str:
+    return VERSIONED_APP.replace("{version}", version)
+
+
+def save_app(folder: Path, source: str) -> int:
+    """Writes ``source`` over ``folder/app.py``, as an editor saves it; returns the
+    number of the line marked as the one its import fails at (0 if none)."""
+    write_app(folder, source)
+    lines = (folder / "app.py").read_text().splitlines()
+    return next((n for n, line in enumerate(lines, 1) if "the error is here" in line), 0)
+
+
+def answer(port: int) -> dict[str, Any]:
     status, body = http_get(port, "/pid")
     assert status == 200
-    return json.loads(body)["pid"]
+    return json.loads(body)
+
+
+def pid_of(port: int) -> int:
+    return answer(port)["pid"]
 
 
 def pids_seen(port: int, tries: int = 200) -> set[int]:
@@ -64,13 +131,17 @@ class Hammer:
         self.ok = 0
         self.failures: list[str] = []
         self.pids: set[int] = set()
+        self.versions: set[str] = set()  # of a VERSIONED_APP
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                self.pids.add(pid_of(self.port))
+                body = answer(self.port)
+                self.pids.add(body["pid"])
+                if "version" in body:
+                    self.versions.add(body["version"])
                 self.ok += 1
             except (OSError, AssertionError, http.client.HTTPException) as error:
                 self.failures.append(repr(error))
@@ -206,4 +277,107 @@ def test_a_burst_of_connections_is_spread_over_the_workers(spikard_server):
     counts = sorted(Counter(pids).values())
     print("connections per worker:", counts)
     assert len(counts) == 2 and counts[0] >= 16, counts
+    assert server.stop() == 0
+
+
+def answers_for_a_while(hammer: Hammer, count: int = 100) -> None:
+    """Waits until ``hammer`` has had ``count`` more answers."""
+    target = hammer.ok + count
+    wait_for(lambda: hammer.ok >= target, what=f"{count} more answers")
+
+
+def kept_worker(stderr: str) -> tuple[int, str]:
+    """The worker the supervisor kept serving, and the error of its successor."""
+    kept = re.search(r"worker (\d+) keeps serving: its successor \d+ could not start: (.*)", stderr)
+    assert kept, stderr
+    return int(kept[1]), kept[2]
+
+
+def test_sighup_after_a_broken_save_keeps_the_old_code_serving_until_a_fixed_save(spikard_server, tmp_path):
+    server = spikard_server(versioned_app("old"), args=["--workers", "2"])
+    wait_for(lambda: len(pids_seen(server.port, 50)) == 2, what="both workers answering")
+    before = pids_seen(server.port)
+    broken_line = save_app(tmp_path, UNCLOSED_CALL)
+    with Hammer(server.port) as hammer:
+        server.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: "rolling restart abandoned" in server.stderr, what="the restart abandoned")
+        answers_for_a_while(hammer)
+    assert hammer.failures == []
+    assert hammer.versions == {"old"}
+    assert pids_seen(server.port) == before
+    kept, error = kept_worker(server.stderr)
+    assert kept in before
+    assert "SyntaxError" in error and f"app.py, line {broken_line})" in error
+    # The first successor failed; the rest of that restart was not tried.
+    assert server.stderr.count("could not start") == 1
+
+    save_app(tmp_path, versioned_app("new code"))
+    with Hammer(server.port) as hammer:
+        server.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: "every worker replaced" in server.stderr, timeout=30, what="every worker replaced")
+        wait_for(lambda: not (pids_seen(server.port, 30) & before), what="the old workers gone")
+        answers_for_a_while(hammer)
+    assert hammer.failures == []
+    assert {answer(server.port)["version"] for _ in range(100)} == {"new code"}
+    assert len(pids_seen(server.port)) == 2
+    assert server.stop() == 0
+
+
+def test_a_worker_past_its_max_requests_keeps_serving_while_its_successor_cannot_start(spikard_server, tmp_path):
+    server = spikard_server(versioned_app("old"), args=["--workers", "1", "--max-requests", "50"])
+    first = pid_of(server.port)
+    broken_line = save_app(tmp_path, RAISES_AT_IMPORT)
+    with Hammer(server.port) as hammer:
+        wait_for(lambda: "keeps serving past its share" in server.stderr, what="a successor that cannot start")
+        answers_for_a_while(hammer)
+        assert hammer.pids == {first}
+        kept, error = kept_worker(server.stderr)
+        assert kept == first
+        assert "saved half-way" in error and f"app.py, line {broken_line})" in error
+        # Tried again later: once the app imports, the recycle goes through.
+        save_app(tmp_path, versioned_app("new code"))
+        wait_for(lambda: "new code" in hammer.versions, timeout=60, what="a successor with the new code")
+    assert hammer.failures == []
+    assert server.stop() == 0
+
+
+def test_a_killed_worker_whose_replacement_cannot_start_leaves_the_survivor_serving(spikard_server, tmp_path):
+    server = spikard_server(versioned_app("old"), args=["--workers", "2"])
+    wait_for(lambda: len(pids_seen(server.port, 50)) == 2, what="both workers answering")
+    victim, survivor = sorted(pids_seen(server.port))
+    broken_line = save_app(tmp_path, RAISES_AT_IMPORT)
+    with Hammer(server.port) as hammer:
+        os.kill(victim, signal.SIGKILL)
+        wait_for(lambda: "could not start" in server.stderr, what="a replacement that cannot start")
+        answers_for_a_while(hammer)
+        assert pids_seen(server.port, 50) == {survivor}
+        save_app(tmp_path, versioned_app("new code"))
+        wait_for(lambda: len(pids_seen(server.port, 50)) == 2, timeout=60, what="a replacement once the app imports")
+    # A connection already accepted by the killed worker may fail; the survivor kept serving.
+    assert len(hammer.failures) <= 2, hammer.failures
+    assert f"worker {victim} died" in server.stderr
+    failed = re.search(r"worker \d+ could not start: (.*); starting another in", server.stderr)
+    assert failed and f"app.py, line {broken_line})" in failed[1], server.stderr
+    assert server.stop() == 0
+
+
+def test_a_successor_not_serving_within_the_start_timeout_is_ended_and_its_predecessor_kept(script_server, tmp_path):
+    save_app(tmp_path, versioned_app("old"))
+    server = script_server(SUPERVISOR_SCRIPT)
+    wait_for(lambda: len(pids_seen(server.port, 50)) == 2, what="both workers answering")
+    before = pids_seen(server.port)
+    save_app(tmp_path, HANGS_AT_IMPORT)
+    with Hammer(server.port) as hammer:
+        server.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: "rolling restart abandoned" in server.stderr, what="the restart abandoned")
+        answers_for_a_while(hammer)
+    assert hammer.failures == []
+    assert hammer.versions == {"old"}
+    assert pids_seen(server.port) == before
+    kept, error = kept_worker(server.stderr)
+    assert kept in before
+    assert error == "not serving 8 s after it started"
+    hung = int(re.search(r"its successor (\d+) could not start", server.stderr)[1])
+    with pytest.raises(ProcessLookupError):
+        os.kill(hung, 0)
     assert server.stop() == 0

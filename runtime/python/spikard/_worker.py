@@ -27,6 +27,30 @@ def _stop_with_supervisor() -> None:
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
+class Reporter:
+    """The worker's end of its pipe to the supervisor: one line per message."""
+
+    def __init__(self, fd: int) -> None:
+        self._control = socket.socket(fileno=fd)
+
+    def tell(self, message: str) -> bool:
+        """Sends ``message``; False when the supervisor cannot hear it (if the
+        supervisor is gone, the death signal stops this worker anyway)."""
+        try:
+            self._control.sendall(message.encode() + b"\n")
+        except OSError:
+            return False
+        return True
+
+    def cannot_start(self, error: Exception) -> int:
+        """Tells the supervisor why this worker cannot start, in one line (the
+        supervisor logs it beside the worker it keeps), and gives the exit status."""
+        line = " ".join(str(error).split())
+        if not self.tell(f"failed {line}"):
+            print(f"spikard: {line}", file=sys.stderr)
+        return 3
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="spikard-worker")
     parser.add_argument("app")
@@ -37,23 +61,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log-config")
     args = parser.parse_args(argv)
     _stop_with_supervisor()
+    supervisor = Reporter(args.control_fd)
     try:
         logs.configure_logging(args.log_level, log_config=args.log_config)
-    except logs.LogConfigError as error:
-        print(f"spikard: {error}", file=sys.stderr)
-        return 3
-    control = socket.socket(fileno=args.control_fd)
-
-    def tell(message: str) -> None:
-        # If the supervisor is gone, the death signal stops us anyway.
-        with contextlib.suppress(OSError):
-            control.sendall(message.encode() + b"\n")
-
-    try:
         app = load_app(args.app)
-    except AppLoadError as error:
-        print(f"spikard: {error}", file=sys.stderr)
-        return 3
+    except (logs.LogConfigError, AppLoadError) as error:
+        return supervisor.cannot_start(error)
     logs.after_app_import()
     sock = socket.socket(fileno=args.fd)
     options = ServeOptions(**args.options)
@@ -64,13 +77,12 @@ def main(argv: list[str] | None = None) -> int:
             sock,
             options,
             label=f"worker {os.getpid()}",
-            ready=lambda: tell("ready"),
-            on_max_requests=lambda: tell("recycle"),
+            ready=lambda: supervisor.tell("ready"),
+            on_max_requests=lambda: supervisor.tell("recycle"),
         )
     except ValueError as error:  # routes that cannot be served together
-        print(f"spikard: {error}", file=sys.stderr)
-        return 3
-    tell(f"cut {cut}")
+        return supervisor.cannot_start(error)
+    supervisor.tell(f"cut {cut}")
     return 0
 
 

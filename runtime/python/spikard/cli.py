@@ -91,7 +91,9 @@ def _parser(plugins: dict[str, EntryPoint]) -> argparse.ArgumentParser:
         default=1,
         metavar="N",
         help="worker processes sharing the listening socket (0: one per CPU core); "
-        "more than one, or --max-requests, starts a supervisor that replaces workers that die",
+        "more than one, or --max-requests, starts a supervisor that replaces workers that die. "
+        "SIGHUP to the supervisor reloads the app: workers are replaced one at a time, each old one "
+        "stopping only once its successor serves; if the app no longer starts, the old workers keep serving",
     )
     processes.add_argument(
         "--max-requests",

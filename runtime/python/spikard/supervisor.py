@@ -2,21 +2,32 @@
 worker processes serving from it.
 
 Workers are spawned fresh (``python -m spikard._worker``), never forked from a
-process whose runtime has started; each inherits the socket and accepts from it.
-A worker tells the supervisor, over a pipe of its own, when it is serving
-(``ready``), when it has served its share of requests (``recycle``), and how many
-requests it cut short when it stopped (``cut N``).
+process whose runtime has started, so each imports the app as it is on disk now;
+each inherits the socket and accepts from it. A worker tells the supervisor, over
+a pipe of its own, when it is serving (``ready``), why it cannot start
+(``failed LINE``, the one-line error with file and line), when it has served its
+share of requests (``recycle``), and how many requests it cut short when it
+stopped (``cut N``).
 
-- A worker that dies is replaced; one that dies again and again right after
-  starting is replaced with a growing delay, and said so. If no worker ever
-  starts, the supervisor gives up and exits non-zero.
+One rule holds throughout: a worker is retired only once its successor serves.
+A successor that cannot start (the app does not import, its routes cannot be
+served, it exits before it serves, or it does not serve within the start
+timeout) is ended, and its predecessor keeps serving the code it has; the log
+names the worker kept and the successor's error line.
+
+- SIGHUP is the reload signal: the workers are replaced one at a time, each new
+  one serving before its predecessor stops, so no connection is refused. When a
+  successor cannot start, the rest of that rolling restart is abandoned; the
+  next SIGHUP tries again.
+- ``max_requests``: a worker that has served that many (plus jitter) is replaced
+  the same way; while its successor cannot start it keeps serving past its
+  share, and the replacement is tried again with a growing delay.
+- A worker that dies is replaced; when replacements keep failing to start (or
+  dying right after), each next one comes after a growing delay, and the log
+  says why. If no worker ever starts, the supervisor gives up and exits non-zero.
 - SIGTERM / SIGINT: the supervisor closes its copy of the socket and stops every
   worker gracefully (they stop accepting, finish in-flight requests within the
   grace period, then exit); it exits 0 and says how many requests were cut short.
-- SIGHUP: workers are replaced one at a time, each new one serving before its
-  predecessor stops, so no connection is refused.
-- ``max_requests``: a worker that has served that many (plus jitter) is replaced
-  the same way.
 
 Workers share connections through a table in shared memory (a memory file, one
 slot per worker) where each publishes how many it holds: one ahead of the others
@@ -45,8 +56,17 @@ from spikard._server import ServeOptions, describe
 # A worker that exits within this long of starting counts as a crash at start.
 QUICK_DEATH_SECONDS = 5.0
 MAX_BACKOFF_SECONDS = 30.0
-# How long a new worker may take to start serving.
+# How long a new worker may take to start serving; past it, it is ended.
 START_TIMEOUT_SECONDS = 60.0
+
+
+def backoff(failures: int) -> float:
+    """The delay before the next try after ``failures`` failed ones in a row."""
+    return min(MAX_BACKOFF_SECONDS, 0.5 * 2 ** (failures - 1)) if failures else 0.0
+
+
+def exit_reason(status: int) -> str:
+    return f"exit status {status}" if status >= 0 else f"signal {signal.Signals(-status).name}"
 
 
 @dataclass
@@ -94,6 +114,13 @@ class Worker:
     started: float
     ready: bool = False
     retiring: bool = False  # asked to stop; its exit is expected
+    # Started to take over from another worker: if it cannot start, whoever
+    # started it reports that, with the worker it keeps.
+    successor: bool = False
+    error: str | None = None  # why it cannot start, as it said (or why it was ended)
+    share_served: bool = False  # has answered its max_requests: to be replaced
+    successors_failed: int = 0  # successors that could not start, in a row
+    replace_after: float = 0.0  # no successor before this time (back-off)
     buffer: bytes = b""
     cut: int = 0
     slot: int | None = None  # in the connection table
@@ -108,6 +135,7 @@ class Supervisor:
     spec: WorkerSpec
     sock: socket.socket
     count: int
+    start_timeout: float = START_TIMEOUT_SECONDS
     workers: list[Worker] = field(default_factory=list)
     stopping: bool = False
     restart_requested: bool = False
@@ -120,7 +148,7 @@ class Supervisor:
 
     # -- processes ---------------------------------------------------------
 
-    def spawn(self) -> Worker:
+    def spawn(self, successor: bool = False) -> Worker:
         ours, theirs = socket.socketpair()
         listen_fd = self.sock.fileno()
         options = self.spec.options
@@ -156,7 +184,7 @@ class Supervisor:
         )
         theirs.close()
         ours.setblocking(False)
-        worker = Worker(process, ours, time.monotonic(), slot=slot)
+        worker = Worker(process, ours, time.monotonic(), successor=successor, slot=slot)
         self._selector.register(ours, selectors.EVENT_READ, worker)
         self.workers.append(worker)
         return worker
@@ -199,19 +227,40 @@ class Supervisor:
         if message == "ready":
             worker.ready = True
             self.ever_ready = True
+        elif message.startswith("failed "):
+            worker.error = message.removeprefix("failed ")
         elif message == "recycle" and not self.stopping and not worker.retiring:
+            # Replaced from the main loop, not here: a replacement waits for its
+            # successor, and this runs while the supervisor waits for anything.
             logs.info(f"worker {worker.pid} served its share of requests; replacing it")
-            self._replace(worker)
+            worker.share_served = True
         elif message.startswith("cut "):
             worker.cut = int(message.split()[1])
 
-    def _replace(self, old: Worker) -> None:
-        """Starts a successor; ``old`` stops once the successor serves."""
-        new = self.spawn()
-        deadline = time.monotonic() + START_TIMEOUT_SECONDS
-        while not new.ready and new.process.poll() is None and time.monotonic() < deadline:
+    def _replace(self, old: Worker) -> bool:
+        """Starts a successor and retires ``old`` once the successor serves. When
+        the successor cannot start, ``old`` keeps serving, the log says why, and
+        the answer is False."""
+        new = self.spawn(successor=True)
+        while not new.ready and new.process.poll() is None and not self.stopping:
             self._wait(0.05)
-        self.retire(old)
+        if new.ready:
+            self.retire(old)
+            return True
+        if not self.stopping:
+            reason = new.error or exit_reason(new.process.wait())
+            logs.error(f"worker {old.pid} keeps serving: its successor {new.pid} could not start: {reason}")
+        return False
+
+    def _end_overdue_starts(self) -> None:
+        """A worker not serving ``start_timeout`` after it started is stuck (an
+        import that never returns, say): it is ended, and counts as failed to start."""
+        now = time.monotonic()
+        for worker in self.workers:
+            if not worker.ready and worker.error is None and now - worker.started > self.start_timeout:
+                worker.error = f"not serving {self.start_timeout:g} s after it started"
+                with contextlib.suppress(ProcessLookupError):
+                    worker.process.kill()
 
     def _reap(self) -> None:
         for worker in list(self.workers):
@@ -223,18 +272,24 @@ class Supervisor:
             if self._table and worker.slot is not None:
                 self._table.give_back(worker.slot)
             self.cut += worker.cut
-            if worker.retiring or self.stopping:
-                continue
-            lived = time.monotonic() - worker.started
-            reason = f"exit status {status}" if status >= 0 else f"signal {signal.Signals(-status).name}"
-            if lived < QUICK_DEATH_SECONDS:
-                self.quick_deaths += 1
-            else:
-                self.quick_deaths = 0
-            delay = min(MAX_BACKOFF_SECONDS, 0.5 * 2 ** (self.quick_deaths - 1)) if self.quick_deaths else 0.0
-            self.next_spawn_at = time.monotonic() + delay
-            later = f"; starting another in {delay:.1f} s" if delay else "; starting another"
-            logs.warn(f"worker {worker.pid} died ({reason}){later}")
+            if worker.retiring or self.stopping or (worker.successor and not worker.ready):
+                continue  # expected, or reported by _replace with the worker it keeps
+            self._schedule_replacement(worker, status)
+
+    def _schedule_replacement(self, dead: Worker, status: int) -> None:
+        """Says why ``dead`` is gone and when the main loop starts another."""
+        lived = time.monotonic() - dead.started
+        if not dead.ready or lived < QUICK_DEATH_SECONDS:
+            self.quick_deaths += 1
+        else:
+            self.quick_deaths = 0
+        delay = backoff(self.quick_deaths)
+        self.next_spawn_at = time.monotonic() + delay
+        later = f"; starting another in {delay:.1f} s" if delay else "; starting another"
+        if dead.ready:
+            logs.warn(f"worker {dead.pid} died ({dead.error or exit_reason(status)}){later}")
+        else:
+            logs.error(f"worker {dead.pid} could not start: {dead.error or exit_reason(status)}{later}")
 
     # -- the loop ----------------------------------------------------------
 
@@ -244,6 +299,7 @@ class Supervisor:
                 self._drain_signals(key.fileobj)
             else:
                 self._read(key.data)
+        self._end_overdue_starts()
         self._reap()
 
     def _drain_signals(self, reader: socket.socket) -> None:
@@ -292,6 +348,7 @@ class Supervisor:
             if self.restart_requested:
                 self.restart_requested = False
                 self._rolling_restart()
+            self._recycle()
             missing = self.count - sum(not w.retiring for w in self.workers)
             if missing > 0 and time.monotonic() >= self.next_spawn_at and not self.stopping:
                 for _ in range(missing):
@@ -300,10 +357,33 @@ class Supervisor:
 
     def _rolling_restart(self) -> None:
         logs.info("SIGHUP: replacing the workers one at a time")
-        for old in [w for w in self.workers if not w.retiring]:
+        olds = [w for w in self.workers if not w.retiring]
+        for done, old in enumerate(olds):
             if self.stopping:
                 return
-            self._replace(old)
+            if old not in self.workers:  # died meanwhile; replaced as any dead worker
+                continue
+            if self._replace(old):
+                continue
+            if not self.stopping:
+                logs.warn(
+                    f"SIGHUP: rolling restart abandoned; {len(olds) - done} worker(s) keep the code "
+                    "they run; the next SIGHUP tries again"
+                )
+            return
+        logs.info("SIGHUP: every worker replaced")
+
+    def _recycle(self) -> None:
+        """Replaces the workers that have served their share of requests; one whose
+        successor cannot start keeps serving and is tried again later."""
+        for old in [w for w in self.workers if w.share_served and not w.retiring]:
+            if self.stopping or old not in self.workers or time.monotonic() < old.replace_after:
+                continue
+            if not self._replace(old) and not self.stopping:
+                old.successors_failed += 1
+                delay = backoff(old.successors_failed)
+                old.replace_after = time.monotonic() + delay
+                logs.warn(f"worker {old.pid} keeps serving past its share of requests; trying again in {delay:.1f} s")
 
     def _stop(self) -> int:
         logs.info("stopping; in-flight requests may finish")
