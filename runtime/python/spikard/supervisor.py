@@ -296,6 +296,7 @@ class Supervisor:
     def _wait(self, timeout: float) -> None:
         for key, _ in self._selector.select(timeout):
             if key.data is None:
+                assert isinstance(key.fileobj, socket.socket)  # the signal pipe's reader
                 self._drain_signals(key.fileobj)
             else:
                 self._read(key.data)
