@@ -3,6 +3,7 @@ in-flight requests finishing, one-line errors, and ``Spikard.run`` from a script
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import socket
@@ -157,6 +158,51 @@ def test_request_in_flight_at_stop_signal_still_gets_its_answer(spikard_server, 
     assert status == 200
     assert json.loads(body) == {"finished": True}
     assert server.wait() == 0, server.stderr
+
+
+STUCK_SYNC_APP = """
+    import time
+    from pathlib import Path
+
+    from spikard import Spikard
+
+    app = Spikard()
+
+
+    @app.get("/stuck")
+    def stuck() -> dict:
+        Path("stuck.marker").write_text("1")
+        time.sleep(30)
+        return {"finished": True}
+"""
+
+
+@pytest.mark.parametrize("how", ["grace-period-ends", "second-signal"])
+def test_a_plain_def_handler_still_running_does_not_keep_the_process_alive(spikard_server, tmp_path, how):
+    """The cut request is reported, and the process exits at once rather than when the
+    handler's thread returns (29.5 s later with a 30 s handler)."""
+    server = spikard_server(STUCK_SYNC_APP, args=["--graceful-timeout", "1"])
+
+    def request() -> None:
+        with contextlib.suppress(OSError):  # the connection is cut
+            http_get(server.port, "/stuck", timeout=30)
+
+    thread = threading.Thread(target=request, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not (tmp_path / "stuck.marker").exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert (tmp_path / "stuck.marker").exists(), f"the handler never started:\n{server.stderr}"
+    started = time.monotonic()
+    server.proc.send_signal(signal.SIGINT)
+    if how == "second-signal":
+        time.sleep(0.2)
+        server.proc.send_signal(signal.SIGINT)
+    assert server.wait(timeout=20) == 0, server.stderr
+    took = time.monotonic() - started
+    assert took < (6 if how == "grace-period-ends" else 4), f"exited after {took:.1f} s"
+    assert "1 request(s) were cut short" in server.stderr
+    thread.join(timeout=5)
 
 
 # --- debug ----------------------------------------------------------------------

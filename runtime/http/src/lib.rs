@@ -11,6 +11,7 @@ pub mod app;
 pub mod body;
 pub mod connections;
 pub mod formats;
+pub mod framing;
 pub mod handler;
 pub mod params;
 pub mod path;

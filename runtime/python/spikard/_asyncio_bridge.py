@@ -32,10 +32,13 @@ import threading
 import weakref
 from asyncio import base_events, events, tasks
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from importlib import metadata
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from spikard._sync_pool import SyncPool
 
 
 def _supported() -> str:
@@ -319,7 +322,7 @@ class Bridge:
     its first step runs, and the thread pool plain ``def`` handlers run in."""
 
     loop: DrivenLoop
-    executor: ThreadPoolExecutor
+    executor: SyncPool
     task_type: type[RequestTask] = RequestTask
     # (loop, task) -> None: asyncio's own, called around a request's first step.
     enter_task: Callable[[asyncio.AbstractEventLoop, asyncio.Task[Any]], None] = enter_task
@@ -330,5 +333,4 @@ class Bridge:
     def start_sync(self, handler: Callable[..., Any], kwargs: dict[str, Any]) -> Future[Any]:
         """Runs a plain ``def`` handler in the thread pool, in a context of its own."""
         context = contextvars.copy_context()
-        # typeshed's Context.run is generic in ways submit's signature cannot carry.
-        return self.executor.submit(context.run, handler, **kwargs)  # type: ignore[arg-type]
+        return self.executor.submit(context.run, handler, **kwargs)

@@ -13,7 +13,6 @@ import socket
 import stat
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +20,7 @@ from spikard import _asyncio_bridge as bridge
 from spikard import _logging as logs
 from spikard import _spikard
 from spikard._responding import Answers
+from spikard._sync_pool import SyncPool
 
 if TYPE_CHECKING:
     from spikard._spikard import _ServerLog as ServerLog
@@ -164,7 +164,7 @@ def serve_socket(
     the end of the grace period."""
     server = server or _spikard.Server()
     loop = bridge.DrivenLoop()
-    executor = ThreadPoolExecutor(max_workers=options.sync_workers, thread_name_prefix="spikard-sync")
+    executor = SyncPool(max_workers=options.sync_workers, thread_name_prefix="spikard-sync")
     context = ServeContext(
         bridge=bridge.Bridge(loop, executor),
         answers=Answers.for_app(app, options.root_path),
@@ -190,7 +190,7 @@ def serve_socket(
             loop.run_until_complete(app.shutdown())
     finally:
         loop.finish()
-        executor.shutdown(wait=False, cancel_futures=True)
+        executor.shutdown()
 
 
 def serve_main(

@@ -14,8 +14,8 @@ from urllib.parse import quote
 from spikard.datastructures import MutableHeaders
 from spikard.encoding import encode_json
 
-# Statuses whose responses never carry a body (RFC 9110).
-NO_BODY_STATUSES = frozenset({204, 304}) | frozenset(range(100, 200))
+# Statuses whose responses never carry a body (RFC 9110); the runtime drops one too.
+NO_BODY_STATUSES = frozenset({204, 205, 304})
 
 
 class Response:
@@ -135,7 +135,7 @@ class Response:
 
     @property
     def raw_body(self) -> bytes:
-        """The body as sent: none for 1xx, 204 and 304 (read by the runtime)."""
+        """The body as sent: none for 204, 205 and 304 (read by the runtime)."""
         return b"" if self.status_code in NO_BODY_STATUSES else self.body
 
     def __repr__(self) -> str:

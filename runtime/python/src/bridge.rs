@@ -87,6 +87,8 @@ pub struct ServeContext {
 pub struct Bridge {
     pub asyncio: AsyncioHooks,
     pub answers: Answers,
+    /// `(message) -> None`: a warning about how the app answers.
+    pub warn: Py<PyAny>,
     ready_queue: Py<PyAny>,
     names: Names,
     /// Timers the loop held after its last run; more means a handler added one.
@@ -114,7 +116,12 @@ pub enum Started<'py> {
 }
 
 impl Bridge {
-    pub fn new(py: Python<'_>, asyncio: AsyncioHooks, answers: Answers) -> PyResult<Self> {
+    pub fn new(
+        py: Python<'_>,
+        asyncio: AsyncioHooks,
+        answers: Answers,
+        warn: Py<PyAny>,
+    ) -> PyResult<Self> {
         let event_loop = asyncio.event_loop.bind(py);
         let ready_queue = event_loop.getattr("ready_queue")?.unbind();
         let names = Names {
@@ -128,6 +135,7 @@ impl Bridge {
         Ok(Bridge {
             asyncio,
             answers,
+            warn,
             ready_queue,
             names,
             timers_seen: AtomicUsize::new(0),

@@ -3,9 +3,12 @@
 //! made on the way in; results are serialised straight to bytes by msgspec.
 
 use bytes::Bytes;
+use std::sync::Mutex;
+
 use http::header::{HeaderName, HeaderValue};
 use http::request::Parts;
-use http::{Response, StatusCode};
+use http::HeaderMap;
+use http::Response;
 use pyo3::exceptions::PyValueError;
 use pyo3::ffi;
 use pyo3::intern;
@@ -16,7 +19,9 @@ use pyo3::types::{
 };
 use serde_json::Value;
 
-use spikard_http::{json_response, ClientAddr, LocSegment, Remote, RequestData, ResponseBody};
+use spikard_http::{
+    framing, json_response, ClientAddr, LocSegment, Remote, RequestData, ResponseBody,
+};
 
 use crate::bridge::Bridge;
 use crate::plan::HandlerPlan;
@@ -228,10 +233,10 @@ pub fn into_response(
             plan.status.as_u16(),
             serialize,
         ))?;
-        return explicit_response(py, &merged);
+        return explicit_response(py, bridge, &plan.label, &merged);
     }
     if result.is_instance(bridge.answers.response_type.bind(py))? {
-        return explicit_response(py, result);
+        return explicit_response(py, bridge, &plan.label, result);
     }
     let converted;
     let already_model = plan
@@ -245,7 +250,7 @@ pub fn into_response(
         }
         _ => result,
     };
-    if no_body(plan.status) {
+    if framing::has_no_body(plan.status) {
         let mut response = Response::new(ResponseBody::new(Bytes::new()));
         *response.status_mut() = plan.status;
         return Ok(response);
@@ -261,13 +266,6 @@ pub fn into_response(
         plan.status,
         Bytes::copy_from_slice(bytes.as_bytes()),
     ))
-}
-
-/// 1xx, 204 and 304 answers carry no body.
-fn no_body(status: StatusCode) -> bool {
-    status.is_informational()
-        || status == StatusCode::NO_CONTENT
-        || status == StatusCode::NOT_MODIFIED
 }
 
 /// Whether a result holds `bytes` anywhere msgspec would send them as base64
@@ -324,18 +322,26 @@ fn contains_bytes(value: &Bound<'_, PyAny>, depth: u8) -> bool {
     false
 }
 
+/// A `spikard.Response` as the runtime sends it: its status, headers and body,
+/// framed by the runtime (`spikard_http::framing`). A response that cannot be sent
+/// as given is an error (the caller's 500 fault); hop-by-hop headers it sets are
+/// dropped, with a warning the first time per route.
 pub fn explicit_response(
     py: Python<'_>,
+    bridge: &Bridge,
+    label: &str,
     result: &Bound<'_, PyAny>,
 ) -> PyResult<Response<ResponseBody>> {
     let status: u16 = result.getattr(intern!(py, "status_code"))?.extract()?;
-    let body = result.getattr(intern!(py, "raw_body"))?;
-    let body = body.cast::<PyBytes>()?;
-    let mut response = Response::new(ResponseBody::new(Bytes::copy_from_slice(body.as_bytes())));
-    *response.status_mut() = StatusCode::from_u16(status)
-        .map_err(|_| PyValueError::new_err(format!("{status} is not an HTTP status code")))?;
+    let status = framing::final_status(status).map_err(framing_error)?;
+    let body = if framing::has_no_body(status) {
+        Bytes::new()
+    } else {
+        let body = result.getattr(intern!(py, "raw_body"))?;
+        Bytes::copy_from_slice(body.cast::<PyBytes>()?.as_bytes())
+    };
     let headers: Vec<(String, String)> = result.getattr(intern!(py, "raw_headers"))?.extract()?;
-    let map = response.headers_mut();
+    let mut map = HeaderMap::with_capacity(headers.len());
     for (name, value) in headers {
         let name = HeaderName::from_bytes(name.as_bytes())
             .map_err(|_| PyValueError::new_err(format!("'{name}' is not a valid header name")))?;
@@ -344,5 +350,38 @@ pub fn explicit_response(
         })?;
         map.append(name, value);
     }
+    let dropped = framing::strip_framing(&mut map, body.len()).map_err(framing_error)?;
+    if !dropped.is_empty() {
+        warn_dropped_once(py, bridge, label, &dropped);
+    }
+    let mut response = Response::new(ResponseBody::new(body));
+    *response.status_mut() = status;
+    *response.headers_mut() = map;
     Ok(response)
+}
+
+fn framing_error(error: framing::FramingError) -> PyErr {
+    PyValueError::new_err(error.to_string())
+}
+
+/// Routes (and header names) already warned about.
+static WARNED: Mutex<Vec<(String, HeaderName)>> = Mutex::new(Vec::new());
+
+/// Says once per route and header that a handler's hop-by-hop header was dropped:
+/// a handler doing so does it on every response, and one line tells its author.
+fn warn_dropped_once(py: Python<'_>, bridge: &Bridge, label: &str, dropped: &[HeaderName]) {
+    let mut warned = WARNED.lock().unwrap_or_else(|e| e.into_inner());
+    for name in dropped {
+        if warned.iter().any(|(l, n)| l == label && n == name) {
+            continue;
+        }
+        warned.push((label.to_owned(), name.clone()));
+        let message = format!(
+            "{label}: the response's {name} header was dropped: it describes the connection, \
+             which the runtime frames itself (said once per route)"
+        );
+        if let Err(error) = bridge.warn.call1(py, (message,)) {
+            error.print(py);
+        }
+    }
 }

@@ -124,7 +124,7 @@ pub fn run_error_handler(
     let started =
         names.and_then(|names| bridge.start_async(py, &callable.unbind(), &[request], &names));
     let answered = match started {
-        Ok(Started::Done(value)) => explicit_response(py, &value),
+        Ok(Started::Done(value)) => explicit_response(py, bridge, label, &value),
         Ok(Started::Pending(receiver)) => {
             let bridge = bridge.clone();
             let label = label.clone();
@@ -138,7 +138,7 @@ pub fn run_error_handler(
                     finished
                         .bind(py)
                         .call_method0(pyo3::intern!(py, "result"))
-                        .and_then(|value| explicit_response(py, &value))
+                        .and_then(|value| explicit_response(py, &bridge, &label, &value))
                         .map_err(|error| fault(py, &bridge, &label, error))
                 })
             });

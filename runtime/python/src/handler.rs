@@ -98,7 +98,11 @@ fn on_exception(
     error: PyErr,
     request: &RequestData,
 ) -> HandlerFuture {
-    let decided = bridge.answers.for_exception.bind(py).call1((error.value(py),));
+    let decided = bridge
+        .answers
+        .for_exception
+        .bind(py)
+        .call1((error.value(py),));
     let handler = match decided {
         Ok(decision) if decision.is_none() => {
             return ready(Err(fault(py, bridge, &plan.label, error)))

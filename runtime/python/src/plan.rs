@@ -8,7 +8,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyString, PyTuple};
 use serde_json::Value;
-use spikard_http::{BodySpec, LocSegment, ParamSource, ParamSpec, RouteSpec, Scalar};
+use spikard_http::{framing, BodySpec, LocSegment, ParamSource, ParamSpec, RouteSpec, Scalar};
 
 /// `spikard._plan.ParamPlan`
 #[derive(FromPyObject)]
@@ -128,12 +128,8 @@ impl RoutePlan {
                 self.method
             ))
         })?;
-        let status = StatusCode::from_u16(self.status_code).map_err(|_| {
-            PyValueError::new_err(format!(
-                "route {label}: {} is not an HTTP status",
-                self.status_code
-            ))
-        })?;
+        let status = framing::final_status(self.status_code)
+            .map_err(|error| PyValueError::new_err(format!("route {label}: {error}")))?;
         let mut params = Vec::with_capacity(self.params.len());
         for param in &self.params {
             params.push(ParamSpec {

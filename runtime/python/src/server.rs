@@ -199,7 +199,7 @@ impl Server {
             answers,
             log,
         } = context;
-        let config = options.server_config(log.warn)?;
+        let config = options.server_config(log.warn.clone_ref(py))?;
         let access_sink = access::AccessSink {
             console: log.access_console,
             records: log.write_access,
@@ -210,7 +210,7 @@ impl Server {
             .bind(py)
             .call_method0("selector_fd")?
             .extract()?;
-        let bridge = Arc::new(Bridge::new(py, asyncio, answers)?);
+        let bridge = Arc::new(Bridge::new(py, asyncio, answers, log.warn)?);
         let mut builder = RouterBuilder::new();
         for plan in &routes {
             let (spec, handler) = plan.split(py)?;
