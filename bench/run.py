@@ -81,9 +81,10 @@ def free_port() -> int:
 QUIET = "--no-access-log"
 
 
-def spikard_command(app: str, port: int, *flags: str) -> list[str]:
-    """``spikard run`` of ``bench/apps/APP``."""
-    return [sys.executable, "-m", "spikard.cli", "run", str(BENCH / "apps" / app), "--port", str(port), *flags]
+def spikard_command(app: str, port: int, *flags: str, python: str = sys.executable) -> list[str]:
+    """``spikard run`` of ``bench/apps/APP``, by ``python`` (a virtualenv's python serves
+    the spikard that virtualenv has installed)."""
+    return [python, "-m", "spikard.cli", "run", str(BENCH / "apps" / app), "--port", str(port), *flags]
 
 
 def uvicorn_command(port: int, *flags: str) -> list[str]:
@@ -95,9 +96,9 @@ def uvicorn_command(port: int, *flags: str) -> list[str]:
     ]
 
 
-def servers(variants: list[str], baseline: Path | None) -> list[Server]:
+def servers(variants: list[str], baseline: Path | None, pythons: dict[str, str]) -> list[Server]:
     ceiling = ROOT / "target" / "release" / "spikard-ceiling"
-    ports = [free_port() for _ in range(4 + len(variants))]
+    ports = [free_port() for _ in range(4 + len(variants) + len(pythons))]
     return [
         Server("spikard", spikard_command("spikard_app.py", ports[0], QUIET), ports[0]),
         Server("FastAPI", uvicorn_command(ports[1]), ports[1]),
@@ -125,6 +126,11 @@ def servers(variants: list[str], baseline: Path | None) -> list[Server]:
             ]
             if baseline
             else []
+        ),
+        *(
+            # The same app served by spikard built for another interpreter.
+            Server(f"spikard-{name}", spikard_command("spikard_app.py", port, QUIET, python=python), port)
+            for (name, python), port in zip(pythons.items(), ports[4 + len(variants) :], strict=True)
         ),
     ]
 
@@ -297,7 +303,21 @@ def main() -> int:
         help="also measure an earlier spikard build installed in this folder (pip install --target DIR REV) "
         "on the foundation routes, as 'spikard-baseline'",
     )
+    parser.add_argument(
+        "--python",
+        action="append",
+        default=[],
+        metavar="NAME=PYTHON",
+        help="also serve the spikard app with PYTHON (say, a virtualenv's python with spikard built for it) "
+        "as 'spikard-NAME', compared with spikard on this interpreter; repeatable",
+    )
     args = parser.parse_args()
+    pythons = {}
+    for entry in args.python:
+        name, sep, python = entry.partition("=")
+        if not sep or not name or shutil.which(python) is None:
+            raise SystemExit(f"bench: --python wants NAME=PYTHON with an existing interpreter, not {entry!r}")
+        pythons[name] = python
     for tool in ("wrk", "taskset"):
         if shutil.which(tool) is None:
             raise SystemExit(f"bench: '{tool}' is not installed; run bench/setup.sh")
@@ -314,7 +334,7 @@ def main() -> int:
     print("bench: building the Rust ceiling (release)", file=sys.stderr)
     subprocess.run(["cargo", "build", "--release", "-q", "-p", "spikard-ceiling"], cwd=ROOT, check=True)
     variants = [v for v in args.variants.split(",") if v]
-    all_servers = servers(variants, args.baseline)
+    all_servers = servers(variants, args.baseline, pythons)
     results = Results()
     try:
         for server in all_servers:
@@ -360,6 +380,10 @@ def main() -> int:
     if args.baseline:
         report += f"\nThis build against an earlier one (`--baseline {args.baseline}`), same run:\n\n"
         report += variant_table(results, workloads, ["baseline"]) + "\n"
+    if pythons:
+        here = f"{sys.version_info.major}.{sys.version_info.minor}"
+        report += f"\nspikard on other interpreters against spikard on Python {here} (`--python`), same run:\n\n"
+        report += variant_table(results, workloads, list(pythons)) + "\n"
     print(report)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
