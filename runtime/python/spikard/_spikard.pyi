@@ -39,7 +39,7 @@ class _ServeContext(Protocol):
     response_type: type
     report_error: Callable[[BaseException, str], str]
     root_path: str
-    write_access: Callable[[list[tuple[str | None, str, str, str, int, float]]], None]
+    write_access: Callable[[list[tuple[str | None, str, str, str, int, float, bool]]], None]
     access_console: Callable[[], Callable[[list[str]], None] | None]
     warn: Callable[[str], None]
 
@@ -51,6 +51,7 @@ class _ServeOptions(Protocol):
     graceful_timeout: float
     header_read_timeout: float
     keep_alive: float
+    write_timeout: float
     max_connections: int
     max_requests: int
     access_log: bool
