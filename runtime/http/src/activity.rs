@@ -1,7 +1,8 @@
-//! What one connection is doing, as its watchdog sees it, and the stream
-//! wrapper and request guard that keep that picture current.
+//! What one connection is doing, kept current by the stream wrapper
+//! ([`Watched`]) and the guard each request holds ([`Serving`]), and read by
+//! its watchdog ([`crate::watchdog`]).
 //!
-//! A connection is in one of four phases:
+//! A connection is in one of four [phases](Phase):
 //! - *idle*, between a response and the first byte of the next request;
 //! - *reading a head*, from accept or from that first byte until the request
 //!   head is complete;
@@ -11,11 +12,8 @@
 //!   what it buffered. Writing outranks the other three: a connection with a
 //!   response on its way is never idle.
 //!
-//! Each phase but *busy* has its limit ([`Timeouts`]). The write limit is not
-//! on the whole response but on a pause in it, as nginx's `send_timeout`: it
-//! runs from the last progress, and progress is counted, not timed, so the hot
-//! path reads no clock for it; the watchdog notices a changed count when it
-//! looks.
+//! Progress in writing is counted, not timed, so the hot path reads no clock
+//! for it: a few relaxed atomic operations per request.
 
 use std::io;
 use std::pin::Pin;
@@ -31,20 +29,13 @@ use tokio::time::Instant;
 /// What an HTTP/2 connection begins with.
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0";
 
-/// How often a connection's watchdog looks again, at most.
-const MAX_RECHECK: Duration = Duration::from_secs(1);
-
-/// The watchdog looks this many times per write timeout, so a stalled write
-/// is cut at most a quarter of it late.
-const WRITE_LOOKS: u32 = 4;
-
-/// How long each phase may last; `None`: for ever.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Timeouts {
-    pub keep_alive: Option<Duration>,
-    pub header_read: Option<Duration>,
-    /// How long a response being written may make no progress.
-    pub write: Option<Duration>,
+/// What a connection is doing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    Idle,
+    ReadingHead,
+    Busy,
+    Writing,
 }
 
 const IDLE: u8 = 0;
@@ -207,14 +198,29 @@ impl Activity {
         }
     }
 
-    /// A response is on its way: a body not yet handed over whole, or bytes
-    /// not yet flushed.
-    fn writing(&self) -> bool {
-        self.requests.load(Ordering::Relaxed) >= WRITTEN || self.unflushed.load(Ordering::Relaxed)
+    /// What the connection is doing now.
+    pub fn phase(&self) -> Phase {
+        // A response on its way: a body not yet handed over whole, or bytes
+        // not yet flushed.
+        if self.requests.load(Ordering::Relaxed) >= WRITTEN
+            || self.unflushed.load(Ordering::Relaxed)
+        {
+            return Phase::Writing;
+        }
+        match self.phase.load(Ordering::Relaxed) {
+            IDLE => Phase::Idle,
+            READING_HEAD => Phase::ReadingHead,
+            _ => Phase::Busy,
+        }
+    }
+
+    /// When the current phase (other than writing) began.
+    pub fn since(&self) -> Instant {
+        self.opened + Duration::from_nanos(self.since.load(Ordering::Relaxed))
     }
 
     /// A number that changes whenever a response on its way makes progress.
-    fn progress(&self) -> u64 {
+    pub fn progress(&self) -> u64 {
         let sent = self.sent.load(Ordering::Relaxed);
         // An HTTP/2 response waits on the client's flow-control window, which
         // frames for the connection itself (pongs, settings) do not open:
@@ -224,19 +230,6 @@ impl Activity {
         } else {
             sent.wrapping_add(self.written.load(Ordering::Relaxed))
         }
-    }
-
-    /// When the current phase (not writing) runs out, if it can; it is timed
-    /// from `not_before` if that is later than the phase's start (a phase
-    /// entered while a response was still being written begins when it is).
-    fn deadline(&self, timeouts: &Timeouts, not_before: Option<Instant>) -> Option<Instant> {
-        let limit = match self.phase.load(Ordering::Relaxed) {
-            IDLE => timeouts.keep_alive?,
-            READING_HEAD => timeouts.header_read?,
-            _ => return None,
-        };
-        let since = self.opened + Duration::from_nanos(self.since.load(Ordering::Relaxed));
-        Some(not_before.map_or(since, |t| t.max(since)) + limit)
     }
 
     /// Resolves once the first request has begun.
@@ -259,85 +252,6 @@ impl Drop for Activity {
         // The connection is gone: what still waited for a flush never got one.
         let parked = std::mem::take(&mut *lock(&self.parked));
         parked.into_iter().for_each(|then| then(false));
-    }
-}
-
-/// Why a watchdog ends a connection.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Expired {
-    /// Idle for the keep-alive timeout: closed gracefully.
-    Idle,
-    /// A request head took too long: dropped.
-    Head,
-    /// A response made no progress for the write timeout: dropped.
-    Write,
-}
-
-/// What a connection's watchdog remembers between looks.
-pub struct Watch {
-    timeouts: Timeouts,
-    recheck: Duration,
-    /// While a response is being written: the progress count last seen, and
-    /// the first look that saw it.
-    progress: Option<(u64, Instant)>,
-    /// The first look that saw the writing over.
-    written_by: Option<Instant>,
-}
-
-impl Watch {
-    pub fn new(timeouts: Timeouts) -> Self {
-        // Looking again at least this often catches every phase change before
-        // the new phase's deadline, which is never nearer than this, and
-        // notices the last progress of a write soon enough.
-        let write = timeouts.write.map(|t| t / WRITE_LOOKS);
-        let recheck = [timeouts.keep_alive, timeouts.header_read, write]
-            .into_iter()
-            .flatten()
-            .filter(|t| !t.is_zero())
-            .fold(MAX_RECHECK, Duration::min);
-        Watch {
-            timeouts,
-            recheck,
-            progress: None,
-            written_by: None,
-        }
-    }
-
-    /// Looks at the connection at `now`: when to look next, or why it ends.
-    pub fn look(&mut self, activity: &Activity, now: Instant) -> Result<Instant, Expired> {
-        if activity.writing() {
-            let progress = activity.progress();
-            let since = match self.progress {
-                Some((seen, since)) if seen == progress => since,
-                _ => {
-                    self.progress = Some((progress, now));
-                    now
-                }
-            };
-            let Some(limit) = self.timeouts.write else {
-                return Ok(now + self.recheck);
-            };
-            let deadline = since + limit;
-            return if deadline <= now {
-                Err(Expired::Write)
-            } else {
-                Ok(deadline.min(now + self.recheck))
-            };
-        }
-        if self.progress.take().is_some() {
-            self.written_by = Some(now);
-        }
-        match activity.deadline(&self.timeouts, self.written_by) {
-            Some(deadline) if deadline <= now => {
-                Err(if activity.phase.load(Ordering::Relaxed) == IDLE {
-                    Expired::Idle
-                } else {
-                    Expired::Head
-                })
-            }
-            Some(deadline) => Ok(deadline.min(now + self.recheck)),
-            None => Ok(now + self.recheck),
-        }
     }
 }
 
@@ -430,106 +344,6 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const SECOND: Duration = Duration::from_secs(1);
-
-    fn timeouts() -> Timeouts {
-        Timeouts {
-            keep_alive: Some(5 * SECOND),
-            header_read: Some(10 * SECOND),
-            write: Some(4 * SECOND),
-        }
-    }
-
-    /// Looks at `activity` `at` seconds after `start`.
-    fn look(
-        watch: &mut Watch,
-        activity: &Activity,
-        start: Instant,
-        at: f64,
-    ) -> Result<Instant, Expired> {
-        watch.look(activity, start + Duration::from_secs_f64(at))
-    }
-
-    #[test]
-    fn a_response_being_written_is_not_idle_and_is_timed_from_its_last_progress() {
-        let activity = Activity::new();
-        let start = Instant::now();
-        let mut watch = Watch::new(timeouts());
-        let mut serving = activity.begin();
-        serving.answered();
-        assert_eq!(watch.recheck, SECOND);
-        // Progress every 3 s keeps it going far past keep-alive and the write timeout.
-        for at in [0.0, 3.0, 6.0, 9.0, 12.0] {
-            serving.sent();
-            assert!(look(&mut watch, &activity, start, at).is_ok());
-        }
-        // Then none: cut at the write timeout after the last look that saw progress.
-        assert!(look(&mut watch, &activity, start, 15.9).is_ok());
-        assert_eq!(
-            look(&mut watch, &activity, start, 16.0),
-            Err(Expired::Write)
-        );
-    }
-
-    #[test]
-    fn unflushed_output_outlasts_the_body_and_idleness_begins_when_it_is_written() {
-        let activity = Activity::new();
-        let start = Instant::now();
-        let mut watch = Watch::new(timeouts());
-        let mut serving = activity.begin();
-        serving.answered();
-        activity.unflushed.store(true, Ordering::Relaxed);
-        drop(serving); // the body is handed over; its tail is still buffered
-        bump(&activity.written);
-        assert!(look(&mut watch, &activity, start, 1.0).is_ok());
-        bump(&activity.written);
-        assert!(look(&mut watch, &activity, start, 4.5).is_ok());
-        activity.flushed();
-        // Idle from the look that saw the writing over, not from the body's end.
-        assert!(look(&mut watch, &activity, start, 8.0).is_ok());
-        assert!(look(&mut watch, &activity, start, 12.9).is_ok());
-        assert_eq!(look(&mut watch, &activity, start, 13.0), Err(Expired::Idle));
-    }
-
-    #[test]
-    fn a_handler_at_work_has_no_limit() {
-        let activity = Activity::new();
-        let start = Instant::now();
-        let mut watch = Watch::new(timeouts());
-        let _serving = activity.begin();
-        assert!(look(&mut watch, &activity, start, 3600.0).is_ok());
-    }
-
-    #[test]
-    fn http2_connection_frames_are_no_progress_for_an_open_body() {
-        let activity = Activity::new();
-        activity.http2.store(true, Ordering::Relaxed);
-        let start = Instant::now();
-        let mut watch = Watch::new(timeouts());
-        let mut serving = activity.begin();
-        serving.answered();
-        assert!(look(&mut watch, &activity, start, 0.0).is_ok());
-        // Pongs go out, the stream's window stays shut.
-        for at in [1.0, 2.0, 3.0] {
-            bump(&activity.written);
-            assert!(look(&mut watch, &activity, start, at).is_ok());
-        }
-        assert_eq!(look(&mut watch, &activity, start, 4.0), Err(Expired::Write));
-    }
-
-    #[test]
-    fn no_write_timeout_means_none() {
-        let activity = Activity::new();
-        let start = Instant::now();
-        let mut watch = Watch::new(Timeouts {
-            write: None,
-            ..timeouts()
-        });
-        let mut serving = activity.begin();
-        serving.answered();
-        assert!(look(&mut watch, &activity, start, 3600.0).is_ok());
-    }
 
     #[test]
     fn parked_responses_learn_whether_they_were_flushed() {

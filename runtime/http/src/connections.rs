@@ -1,7 +1,7 @@
 //! Open connections: their timeouts, and how they end at shutdown.
 //!
 //! A watchdog beside each connection ends it when a phase lasts too long (see
-//! [`crate::activity`]): an idle connection is closed gracefully after the
+//! [`crate::watchdog`]): an idle connection is closed gracefully after the
 //! keep-alive timeout; one whose request head is slow, or whose response makes
 //! no progress for the write timeout, is dropped (slow or silent clients hold
 //! no connection for long). A handler at work has no limit here.
@@ -28,7 +28,8 @@ use std::time::Duration;
 use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
 
-use crate::activity::{Activity, Expired, Timeouts, Watch};
+use crate::activity::Activity;
+use crate::watchdog::{Expired, Timeouts, Watch};
 
 /// How long a connection accepted just before shutdown may take to begin its
 /// first request.

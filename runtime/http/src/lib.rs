@@ -22,6 +22,7 @@ pub mod remote;
 pub mod router;
 pub mod server;
 pub mod validation;
+pub mod watchdog;
 
 pub use access_log::{AccessLog, AccessRecord};
 pub use app::{App, AppConfig, Exchange};

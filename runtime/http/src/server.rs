@@ -20,11 +20,12 @@ use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
-use crate::activity::{Activity, Timeouts, Watched};
+use crate::activity::{Activity, Watched};
 use crate::app::App;
 use crate::connections::Connections;
 use crate::delivery::Delivery;
 use crate::peers::Peers;
+use crate::watchdog::Timeouts;
 
 /// Says something worth an operator's attention (the binding logs it).
 pub type Warn = Arc<dyn Fn(String) + Send + Sync>;
