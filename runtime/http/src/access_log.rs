@@ -1,4 +1,5 @@
-//! The access log's records: one per answered request, gathered here so that
+//! The access log's records: one per request, written when its response has
+//! been (or was cut, or its client left before the answer), gathered here so that
 //! whoever writes them (the Python binding, through `logging`) can take them in
 //! batches rather than once per request.
 
@@ -11,7 +12,7 @@ use tokio::sync::Notify;
 
 use crate::remote::ClientAddr;
 
-/// One answered request.
+/// One request and how it ended.
 #[derive(Clone, Debug)]
 pub struct AccessRecord {
     pub client: Option<ClientAddr>,
@@ -20,13 +21,18 @@ pub struct AccessRecord {
     pub target: String,
     pub version: Version,
     pub status: u16,
-    /// From the request head being read to the response being ready.
+    /// The response was cut before all of it was written (a client that
+    /// stopped reading, or left).
+    pub cut: bool,
+    /// From the request head being read to the response being written (or
+    /// cut).
     pub duration: Duration,
 }
 
 impl AccessRecord {
     /// Appends the line `client - "METHOD target HTTP/1.1" status 0.12ms\n`
-    /// (`-` for a client without an address).
+    /// (`-` for a client without an address), with `status cut` for a cut
+    /// response.
     pub fn write_line(&self, out: &mut String) {
         match &self.client {
             Some(client) => {
@@ -38,11 +44,12 @@ impl AccessRecord {
         let hundredths = (self.duration.as_micros() + 5) / 10;
         let _ = writeln!(
             out,
-            " - \"{} {} {}\" {} {}.{:02}ms",
+            " - \"{} {} {}\" {}{} {}.{:02}ms",
             self.method,
             self.target,
             self.version_str(),
             self.status,
+            if self.cut { " cut" } else { "" },
             hundredths / 100,
             hundredths % 100
         );
@@ -109,6 +116,7 @@ mod tests {
             target: "/".into(),
             version: Version::HTTP_11,
             status,
+            cut: false,
             duration: Duration::from_micros(10),
         }
     }
@@ -139,11 +147,17 @@ mod tests {
         let mut direct = record(200);
         direct.client = Some(ClientAddr::Socket("[::1]:5000".parse().unwrap()));
         direct.write_line(&mut out);
+        let mut cut = record(200);
+        cut.cut = true;
+        cut.target = "/big".into();
+        cut.duration = Duration::from_secs(2);
+        cut.write_line(&mut out);
         assert_eq!(
             out,
             "- - \"GET / HTTP/1.1\" 200 0.01ms\n\
              203.0.113.7 - \"GET /items?q=1 HTTP/1.1\" 404 1.23ms\n\
-             [::1]:5000 - \"GET / HTTP/1.1\" 200 0.01ms\n"
+             [::1]:5000 - \"GET / HTTP/1.1\" 200 0.01ms\n\
+             - - \"GET /big HTTP/1.1\" 200 cut 2000.00ms\n"
         );
     }
 }

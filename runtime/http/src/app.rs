@@ -48,34 +48,50 @@ impl Default for AppConfig {
 /// The status logged for a request whose client left before the answer.
 const CLIENT_CLOSED_REQUEST: u16 = 499;
 
-/// One request being handled: counted in flight, and logged, until it ends,
-/// answered or dropped because its client went away.
-struct Handling<'a> {
-    app: &'a App,
-    logged: Option<(&'a AccessLog, AccessRecord, Instant)>,
+/// One request from its head to the end of its response: counted in flight,
+/// and logged once, when it ends — written whole, cut, or dropped because its
+/// client left before the answer.
+pub struct Exchange {
+    app: Arc<App>,
+    logged: Option<(AccessRecord, Instant)>,
+    /// Its response has no body to write (a HEAD request, a 204 or 304), so
+    /// none can be cut.
+    bodiless: bool,
 }
 
-impl<'a> Handling<'a> {
-    fn begin(app: &'a App, logged: Option<(&'a AccessLog, AccessRecord)>) -> Self {
+impl Exchange {
+    fn begin(app: Arc<App>, record: Option<AccessRecord>, head: bool) -> Self {
         app.in_flight.fetch_add(1, Ordering::Relaxed);
-        Handling {
+        Exchange {
             app,
-            logged: logged.map(|(log, record)| (log, record, Instant::now())),
+            logged: record.map(|record| (record, Instant::now())),
+            bodiless: head,
         }
     }
 
     fn answered(&mut self, status: StatusCode) {
-        if let Some((_, record, _)) = &mut self.logged {
+        self.bodiless |= status.is_informational()
+            || status == StatusCode::NO_CONTENT
+            || status == StatusCode::NOT_MODIFIED;
+        if let Some((record, _)) = &mut self.logged {
             record.status = status.as_u16();
+        }
+    }
+
+    /// Its response was not written whole.
+    pub fn cut(&mut self) {
+        if let Some((record, _)) = &mut self.logged {
+            record.cut = !self.bodiless;
         }
     }
 }
 
-impl Drop for Handling<'_> {
+impl Drop for Exchange {
     fn drop(&mut self) {
-        self.app.in_flight.fetch_sub(1, Ordering::Relaxed);
-        self.app.served.fetch_add(1, Ordering::Relaxed);
-        if let Some((log, mut record, started)) = self.logged.take() {
+        let app = &*self.app;
+        app.in_flight.fetch_sub(1, Ordering::Relaxed);
+        app.served.fetch_add(1, Ordering::Relaxed);
+        if let (Some((mut record, started)), Some(log)) = (self.logged.take(), &app.access_log) {
             record.duration = started.elapsed();
             log.record(record);
         }
@@ -135,13 +151,14 @@ impl App {
     }
 
     /// Answers one request from `peer` (`None`: a connection without an
-    /// address, such as a Unix socket). Never fails: a panic anywhere below
+    /// address, such as a Unix socket), and gives the exchange that ends when
+    /// the response has been written. Never fails: a panic anywhere below
     /// becomes a 500.
     pub async fn handle<B>(
-        &self,
+        self: Arc<Self>,
         request: Request<B>,
         peer: Option<SocketAddr>,
-    ) -> Response<ResponseBody>
+    ) -> (Response<ResponseBody>, Exchange)
     where
         B: http_body::Body<Data = Bytes>,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -150,34 +167,34 @@ impl App {
             Some(trust) => trust.resolve(peer, request.headers()),
             None => Remote::direct(peer),
         };
-        let logged = self.access_log.as_deref().map(|log| {
-            let record = AccessRecord {
-                client: remote.client.clone(),
-                method: request.method().clone(),
-                target: request.uri().path_and_query().map_or_else(
-                    || request.uri().path().to_owned(),
-                    |pq| pq.as_str().to_owned(),
-                ),
-                version: request.version(),
-                // Kept if the client leaves before the answer (nginx's code for it).
-                status: CLIENT_CLOSED_REQUEST,
-                duration: Duration::ZERO,
-            };
-            (log, record)
+        let record = self.access_log.is_some().then(|| AccessRecord {
+            client: remote.client.clone(),
+            method: request.method().clone(),
+            target: request.uri().path_and_query().map_or_else(
+                || request.uri().path().to_owned(),
+                |pq| pq.as_str().to_owned(),
+            ),
+            version: request.version(),
+            // Kept if the client leaves before the answer (nginx's code for it).
+            status: CLIENT_CLOSED_REQUEST,
+            cut: false,
+            duration: Duration::ZERO,
         });
-        let mut handling = Handling::begin(self, logged);
-        let outcome = AssertUnwindSafe(self.dispatch(request, remote))
+        let head = request.method() == Method::HEAD;
+        let mut exchange = Exchange::begin(self, record, head);
+        let app = &*exchange.app;
+        let outcome = AssertUnwindSafe(app.dispatch(request, remote))
             .catch_unwind()
             .await;
         let response = match outcome {
             Ok(response) => response,
             // The panic hook has already printed the message and location.
             Err(panic) => {
-                Problem::internal(self.config.debug.then(|| panic_message(&*panic))).into_response()
+                Problem::internal(app.config.debug.then(|| panic_message(&*panic))).into_response()
             }
         };
-        handling.answered(response.status());
-        response
+        exchange.answered(response.status());
+        (response, exchange)
     }
 
     async fn dispatch<B>(&self, request: Request<B>, remote: Remote) -> Response<ResponseBody>
@@ -334,7 +351,7 @@ mod tests {
     use serde_json::{json, Value};
     use std::sync::Arc;
 
-    fn app(debug: bool) -> App {
+    fn app(debug: bool) -> Arc<App> {
         let mut routes = RouterBuilder::new();
         let get = |path: &str| RouteSpec {
             method: Method::GET,
@@ -378,18 +395,18 @@ mod tests {
                 }),
             )
             .unwrap();
-        App::new(
+        Arc::new(App::new(
             routes.build().unwrap(),
             AppConfig {
                 debug,
                 ..AppConfig::default()
             },
-        )
+        ))
     }
 
-    async fn call(app: &App, path: &str) -> (StatusCode, Value) {
+    async fn call(app: &Arc<App>, path: &str) -> (StatusCode, Value) {
         let request = Request::get(path).body(Full::new(Bytes::new())).unwrap();
-        let response = app.handle(request, None).await;
+        let (response, _) = app.clone().handle(request, None).await;
         let status = response.status();
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
         (status, serde_json::from_slice(&bytes).unwrap())

@@ -1,18 +1,16 @@
 //! Open connections: their timeouts, and how they end at shutdown.
 //!
-//! Each connection is in one of three phases, and a watchdog closes it when a
-//! phase lasts too long:
-//! - *idle*, between a response and the first byte of the next request: closed
-//!   gracefully after the keep-alive timeout;
-//! - *reading a head*, from accept or from that first byte until the request
-//!   head is complete: dropped after the header-read timeout (slow or silent
-//!   clients hold no connection for long);
-//! - *busy* serving requests: no timeout here.
+//! A watchdog beside each connection ends it when a phase lasts too long (see
+//! [`crate::watchdog`]): an idle connection is closed gracefully after the
+//! keep-alive timeout; one whose request head is slow, or whose response makes
+//! no progress for the write timeout, is dropped (slow or silent clients hold
+//! no connection for long). A handler at work has no limit here.
 //!
-//! hyper has one timer for the first two together, so its own is off and this
-//! one is used; the phases cost a few atomic operations per request. On HTTP/2
-//! bytes arrive between requests for the connection itself (pings, window
-//! updates), so there only a new stream ends idleness.
+//! hyper has one timer for idle time and head reads together, and none for
+//! writes, so its own is off and this one is used; the phases cost a few
+//! atomic operations per request. On HTTP/2 bytes arrive between requests for
+//! the connection itself (pings, window updates), so there only a new stream
+//! ends idleness.
 //!
 //! At shutdown every connection finishes the request it is serving and closes.
 //! A connection that has not begun its first request yet gets a moment to do
@@ -22,204 +20,30 @@
 //! keep-alive connection is).
 
 use std::future::Future;
-use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
+
+use crate::activity::Activity;
+use crate::watchdog::{Expired, Timeouts, Watch};
 
 /// How long a connection accepted just before shutdown may take to begin its
 /// first request.
 pub const FIRST_REQUEST_GRACE: Duration = Duration::from_millis(1000);
 
-/// How often a connection's watchdog looks again, at most.
-const MAX_RECHECK: Duration = Duration::from_secs(1);
-
 /// How long an idle connection told to close may take to do so (an HTTP/2
 /// client answering the server's last ping) before it is dropped.
 const IDLE_CLOSE_GRACE: Duration = Duration::from_secs(5);
-
-/// What an HTTP/2 connection begins with.
-const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0";
-
-/// How long each phase may last; `None`: for ever.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Timeouts {
-    pub keep_alive: Option<Duration>,
-    pub header_read: Option<Duration>,
-}
 
 /// The open connections of one server and the shutdown signal they watch.
 pub struct Connections {
     open: AtomicUsize,
     all_closed: Notify,
     stop: watch::Sender<bool>,
-}
-
-const IDLE: u8 = 0;
-const READING_HEAD: u8 = 1;
-const BUSY: u8 = 2;
-
-/// What one connection is doing, shared by its reader, its service and its
-/// watchdog.
-pub struct Activity {
-    opened: Instant,
-    phase: AtomicU8,
-    /// When the current phase began, in nanoseconds since `opened`.
-    since: AtomicU64,
-    /// Requests begun, and requests being served.
-    begun: AtomicUsize,
-    serving: AtomicUsize,
-    first_begun: Notify,
-    http2: AtomicBool,
-}
-
-/// Held by a request while it is served; marks the connection idle when the
-/// last one ends (or is dropped because its client went away).
-pub struct Serving(Arc<Activity>);
-
-impl Drop for Serving {
-    fn drop(&mut self) {
-        let activity = &self.0;
-        if activity.serving.fetch_sub(1, Ordering::Relaxed) == 1 {
-            activity.enter(IDLE);
-        }
-    }
-}
-
-impl Activity {
-    /// A connection just accepted: its first request head is awaited.
-    pub fn new() -> Arc<Self> {
-        Arc::new(Activity {
-            opened: Instant::now(),
-            phase: AtomicU8::new(READING_HEAD),
-            since: AtomicU64::new(0),
-            begun: AtomicUsize::new(0),
-            serving: AtomicUsize::new(0),
-            first_begun: Notify::new(),
-            http2: AtomicBool::new(false),
-        })
-    }
-
-    fn enter(&self, phase: u8) {
-        let elapsed = self.opened.elapsed().as_nanos() as u64;
-        self.since.store(elapsed, Ordering::Relaxed);
-        self.phase.store(phase, Ordering::Relaxed);
-    }
-
-    /// A request head was read and its service called.
-    pub fn begin(self: &Arc<Self>) -> Serving {
-        self.serving.fetch_add(1, Ordering::Relaxed);
-        self.phase.store(BUSY, Ordering::Relaxed);
-        // Only the first request matters to a shutdown waiting on it.
-        if self.begun.fetch_add(1, Ordering::Relaxed) == 0 {
-            self.first_begun.notify_waiters();
-        }
-        Serving(self.clone())
-    }
-
-    fn bytes_arrived(&self) {
-        if self.phase.load(Ordering::Relaxed) == IDLE && !self.http2.load(Ordering::Relaxed) {
-            self.enter(READING_HEAD);
-        }
-    }
-
-    /// When the current phase runs out, if it can.
-    fn deadline(&self, timeouts: &Timeouts) -> Option<Instant> {
-        let limit = match self.phase.load(Ordering::Relaxed) {
-            IDLE => timeouts.keep_alive?,
-            READING_HEAD => timeouts.header_read?,
-            _ => return None,
-        };
-        let since = Duration::from_nanos(self.since.load(Ordering::Relaxed));
-        Some(self.opened + since + limit)
-    }
-
-    async fn first(&self) {
-        loop {
-            let changed = self.first_begun.notified();
-            tokio::pin!(changed);
-            // Registered before the check, so a `begin` in between is not missed.
-            changed.as_mut().enable();
-            if self.begun.load(Ordering::Relaxed) > 0 {
-                return;
-            }
-            changed.await;
-        }
-    }
-}
-
-/// A connection's byte stream, telling its [`Activity`] when bytes arrive.
-pub struct Watched<S> {
-    inner: S,
-    activity: Arc<Activity>,
-    first_read: bool,
-}
-
-impl<S> Watched<S> {
-    pub fn new(inner: S, activity: Arc<Activity>) -> Self {
-        Watched {
-            inner,
-            activity,
-            first_read: true,
-        }
-    }
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            if self.first_read {
-                self.first_read = false;
-                if buf.filled()[before..].starts_with(H2_PREFACE) {
-                    self.activity.http2.store(true, Ordering::Relaxed);
-                }
-            }
-            self.activity.bytes_arrived();
-        }
-        polled
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
 }
 
 /// What [`Connections::serve`] needs of a connection: hyper's graceful shutdown.
@@ -242,12 +66,29 @@ where
     }
 }
 
-/// Why the watchdog stopped watching.
+/// How a connection's watch ended.
 enum Ending {
     Closed,
-    Idle,
-    HeadTimedOut,
+    Expired(Expired),
     ShuttingDown,
+}
+
+/// Polls `connection` until it ends or its watchdog ends it.
+async fn watched<C: Future>(
+    mut connection: Pin<&mut C>,
+    activity: &Activity,
+    watch: &mut Watch,
+) -> Option<Expired> {
+    loop {
+        let wake = match watch.look(activity, Instant::now()) {
+            Ok(wake) => wake,
+            Err(expired) => return Some(expired),
+        };
+        tokio::select! {
+            _ = connection.as_mut() => return None,
+            () = tokio::time::sleep_until(wake) => {}
+        }
+    }
 }
 
 impl Connections {
@@ -282,44 +123,16 @@ impl Connections {
     {
         let mut stop = self.stop.subscribe();
         tokio::pin!(connection);
-        // Looking again at least this often catches every phase change before
-        // the new phase's deadline, which is never nearer than this.
-        let recheck = [timeouts.keep_alive, timeouts.header_read]
-            .into_iter()
-            .flatten()
-            .filter(|t| !t.is_zero())
-            .fold(MAX_RECHECK, Duration::min);
-        let ending = loop {
-            let next_look = Instant::now() + recheck;
-            let wake = activity
-                .deadline(&timeouts)
-                .map_or(next_look, |deadline| deadline.min(next_look));
-            let stopping = async { stop.wait_for(|stopping| *stopping).await.is_ok() };
-            tokio::select! {
-                _ = connection.as_mut() => break Ending::Closed,
-                true = stopping => break Ending::ShuttingDown,
-                () = tokio::time::sleep_until(wake) => {
-                    match activity.deadline(&timeouts) {
-                        Some(deadline) if deadline <= Instant::now() => {
-                            break if activity.phase.load(Ordering::Relaxed) == IDLE {
-                                Ending::Idle
-                            } else {
-                                Ending::HeadTimedOut
-                            };
-                        }
-                        _ => continue,
-                    }
-                }
+        let mut watch = Watch::new(timeouts);
+        let ending = tokio::select! {
+            expired = watched(connection.as_mut(), &activity, &mut watch) => {
+                expired.map_or(Ending::Closed, Ending::Expired)
             }
+            Ok(_) = stop.wait_for(|stopping| *stopping) => Ending::ShuttingDown,
         };
-        match ending {
-            Ending::Closed | Ending::HeadTimedOut => {}
-            Ending::Idle => {
-                // Between requests: hyper closes at once (or, on HTTP/2, tells
-                // the client to go away and finishes what is open).
-                connection.as_mut().graceful_shutdown();
-                let _ = tokio::time::timeout(IDLE_CLOSE_GRACE, connection).await;
-            }
+        let expired = match ending {
+            Ending::Closed => None,
+            Ending::Expired(expired) => Some(expired),
             Ending::ShuttingDown => {
                 let first = async {
                     tokio::time::timeout(FIRST_REQUEST_GRACE, activity.first())
@@ -330,11 +143,23 @@ impl Connections {
                     _ = connection.as_mut() => true,
                     () = first => false,
                 };
-                if !ended {
+                if ended {
+                    None
+                } else {
+                    // hyper finishes what it serves and closes; the watchdog
+                    // still cuts a stalled write or a slow head meanwhile.
                     connection.as_mut().graceful_shutdown();
-                    let _ = connection.await;
+                    watched(connection.as_mut(), &activity, &mut watch).await
                 }
             }
+        };
+        if expired == Some(Expired::Idle) {
+            // Between requests: hyper closes at once (or, on HTTP/2, tells the
+            // client to go away and finishes what is open). Nothing written is
+            // lost: the watchdog never finds a connection idle while output is
+            // pending, and hyper flushes before it shuts the socket down.
+            connection.as_mut().graceful_shutdown();
+            let _ = tokio::time::timeout(IDLE_CLOSE_GRACE, connection).await;
         }
         if self.open.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.all_closed.notify_waiters();

@@ -7,9 +7,11 @@
 //! failure into an RFC 9457 response.
 
 pub mod access_log;
+pub mod activity;
 pub mod app;
 pub mod body;
 pub mod connections;
+pub mod delivery;
 pub mod formats;
 pub mod framing;
 pub mod handler;
@@ -21,9 +23,10 @@ pub mod remote;
 pub mod router;
 pub mod server;
 pub mod validation;
+pub mod watchdog;
 
 pub use access_log::{AccessLog, AccessRecord};
-pub use app::{App, AppConfig};
+pub use app::{App, AppConfig, Exchange};
 pub use body::BodySpec;
 pub use handler::{
     json_response, Fallback, Handler, HandlerError, HandlerFuture, InvalidRequest, RequestData,

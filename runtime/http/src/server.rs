@@ -20,9 +20,12 @@ use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
+use crate::activity::{Activity, Watched};
 use crate::app::App;
-use crate::connections::{Activity, Connections, Timeouts, Watched};
+use crate::connections::Connections;
+use crate::delivery::Delivery;
 use crate::peers::Peers;
+use crate::watchdog::Timeouts;
 
 /// Says something worth an operator's attention (the binding logs it).
 pub type Warn = Arc<dyn Fn(String) + Send + Sync>;
@@ -36,6 +39,10 @@ pub struct ServerConfig {
     /// An idle keep-alive connection is closed after this time; zero closes
     /// every connection after one response (`None`: never).
     pub keep_alive: Option<Duration>,
+    /// A response being written may make no progress for this long before
+    /// its connection is dropped; timed between writes, not over the whole
+    /// response (`None`: no limit).
+    pub write_timeout: Option<Duration>,
     /// At most this many connections are open at once; past it, new ones wait
     /// in the listen queue (0: no limit).
     pub max_connections: usize,
@@ -51,6 +58,7 @@ impl Default for ServerConfig {
         ServerConfig {
             header_read_timeout: Some(Duration::from_secs(10)),
             keep_alive: Some(Duration::from_secs(5)),
+            write_timeout: Some(Duration::from_secs(60)),
             max_connections: 0,
             graceful_timeout: Duration::from_secs(30),
             peers: None,
@@ -125,6 +133,7 @@ where
     let timeouts = Timeouts {
         keep_alive: config.keep_alive,
         header_read: config.header_read_timeout,
+        write: config.write_timeout,
     };
     let limit = match config.max_connections {
         0 => Semaphore::MAX_PERMITS,
@@ -183,9 +192,10 @@ where
                             let serving = watched.begin();
                             let app = app.clone();
                             async move {
-                                let response = app.handle(request, peer).await;
-                                drop(serving);
-                                Ok::<_, Infallible>(response)
+                                let (response, exchange) = app.handle(request, peer).await;
+                                // The request is served when its response has
+                                // been written, not when it is ready.
+                                Ok::<_, Infallible>(Delivery::wrap(response, exchange, serving))
                             }
                         });
                         // A connection error (a client gone mid-request, a bad

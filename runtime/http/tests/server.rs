@@ -1,19 +1,25 @@
 //! The server over real sockets: connection timeouts, the connection limit,
-//! Unix sockets, the access log and proxy headers.
+//! Unix sockets, the access log, proxy headers, and responses written whole
+//! or cut.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use http::{Method, StatusCode};
 use spikard_http::{
-    json_response, AccessLog, App, AppConfig, ClientAddr, ProxyTrust, RequestData, RouteSpec,
-    RouterBuilder, ServerConfig,
+    json_response, AccessLog, AccessRecord, App, AppConfig, ClientAddr, ProxyTrust, RequestData,
+    ResponseBody, RouteSpec, RouterBuilder, ServerConfig,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream, UnixListener, UnixStream};
 use tokio::sync::oneshot;
 
 const GET_WHO: &[u8] = b"GET /who?x=1 HTTP/1.1\r\nHost: test\r\n\r\n";
+const GET_BIG: &[u8] = b"GET /big HTTP/1.1\r\nHost: test\r\n\r\n";
+
+/// The body of `/big`: more than loopback's socket buffers hold.
+const BIG: usize = 16 * 1024 * 1024;
 
 fn app() -> App {
     app_with(AppConfig::default())
@@ -35,6 +41,19 @@ fn app_with(config: AppConfig) -> App {
         Ok(json_response(StatusCode::OK, body.to_string().into()))
     };
     routes.route(spec, Arc::new(who)).unwrap();
+    let big = Bytes::from((0..BIG).map(|i| i as u8).collect::<Vec<u8>>());
+    let spec = RouteSpec {
+        method: Method::GET,
+        path: "/big".into(),
+        params: vec![],
+        body: None,
+        wants_request: false,
+    };
+    let big = move |_: RequestData| {
+        let body = big.clone();
+        async move { Ok(http::Response::new(ResponseBody::new(body))) }
+    };
+    routes.route(spec, Arc::new(big)).unwrap();
     App::new(routes.build().unwrap(), config)
 }
 
@@ -226,4 +245,110 @@ async fn trusted_proxies_name_the_client_and_scheme() {
         log.take()[0].client,
         Some(ClientAddr::Named("203.0.113.7".into()))
     );
+}
+
+/// A loopback connection that holds at most `window` bytes it has not read yet.
+async fn small_window(port: u16, window: u32) -> TcpStream {
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(window).unwrap();
+    socket.connect(([127, 0, 0, 1], port).into()).await.unwrap()
+}
+
+/// The first record `log` gets within 10 s.
+async fn first_record(log: &AccessLog) -> AccessRecord {
+    for _ in 0..1000 {
+        if let Some(record) = log.take().into_iter().next() {
+            return record;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("no access record within 10 s");
+}
+
+#[tokio::test]
+async fn a_slow_reader_gets_the_whole_response_and_it_is_logged_when_written() {
+    let log = Arc::new(AccessLog::new(16));
+    let config = ServerConfig {
+        keep_alive: Some(Duration::from_millis(200)),
+        write_timeout: Some(Duration::from_secs(1)),
+        ..ServerConfig::default()
+    };
+    let (port, _stop) = serve_tcp(app().with_access_log(log.clone()), config).await;
+    let mut stream = small_window(port, 256 * 1024).await;
+    stream.write_all(GET_BIG).await.unwrap();
+    let started = Instant::now();
+    let mut received = Vec::with_capacity(BIG + 1024);
+    let mut chunk = vec![0u8; 64 * 1024];
+    let mut whole = None;
+    while whole.is_none_or(|whole| received.len() < whole) {
+        // About 5 MB/s: the transfer lasts far longer than keep-alive and the
+        // write timeout, the pauses between the server's writes do not (the
+        // kernel lets it write again once half its send buffer, at most 2 MB
+        // here, has drained).
+        let ahead = Duration::from_secs_f64(received.len() as f64 / 5e6);
+        if let Some(wait) = ahead.checked_sub(started.elapsed()) {
+            tokio::time::sleep(wait).await;
+        }
+        let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut chunk))
+            .await
+            .expect("data within 5 s")
+            .unwrap();
+        assert!(
+            n > 0,
+            "closed after {} bytes, {:?}",
+            received.len(),
+            started.elapsed()
+        );
+        received.extend_from_slice(&chunk[..n]);
+        if whole.is_none() {
+            let head = &received[..received.len().min(4096)];
+            whole = head
+                .windows(4)
+                .position(|w| w == b"\r\n\r\n")
+                .map(|end| end + 4 + BIG);
+        }
+    }
+    assert!(received.starts_with(b"HTTP/1.1 200"));
+    let body = &received[received.len() - BIG..];
+    assert!(body.iter().enumerate().all(|(i, &b)| b == i as u8));
+    assert!(
+        started.elapsed() > Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    let record = first_record(&log).await;
+    assert_eq!((record.status, record.cut), (200, false));
+    // Logged when the last bytes went out, not when the handler answered.
+    assert!(record.duration > Duration::from_secs(1), "{record:?}");
+    assert!(log.take().is_empty(), "logged once");
+}
+
+#[tokio::test]
+async fn a_reader_that_stops_is_cut_after_the_write_timeout() {
+    let log = Arc::new(AccessLog::new(16));
+    let config = ServerConfig {
+        write_timeout: Some(Duration::from_millis(300)),
+        ..ServerConfig::default()
+    };
+    let (port, _stop) = serve_tcp(app().with_access_log(log.clone()), config).await;
+    let mut stream = small_window(port, 16 * 1024).await;
+    stream.write_all(GET_BIG).await.unwrap();
+    let record = first_record(&log).await;
+    assert_eq!((record.status, record.cut), (200, true));
+    assert!(
+        record.duration >= Duration::from_millis(300)
+            && record.duration < Duration::from_millis(1500),
+        "{record:?}"
+    );
+    // Closed: what the kernel held comes, then the end, short of the whole.
+    let mut received = 0;
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), stream.read(&mut chunk)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => received += n,
+            Err(_) => panic!("still open after 5 s"),
+        }
+    }
+    assert!(received < BIG, "{received}");
 }

@@ -1,9 +1,11 @@
 """spikard's logs, all through Python ``logging`` so that applications can route them:
 
 - ``spikard.access``: one INFO record per request, written in batches by the runtime
-  (``access.rs``) — ``client - "METHOD target HTTP/x" status duration``, with the
-  fields also as record attributes (``client_addr``, ``method``, ``target``,
-  ``http_version``, ``status_code``, ``duration_ms``) for structured formatters;
+  (``access.rs``) once its response has been written — ``client - "METHOD target
+  HTTP/x" status duration``, or ``status cut`` for a response cut before its end (a
+  client that stopped reading or left), with the fields also as record attributes
+  (``client_addr``, ``method``, ``target``, ``http_version``, ``status_code``,
+  ``duration_ms``, ``cut``) for structured formatters;
 - ``spikard.error``: server messages (serving, stopped, warnings) and handler
   exceptions with their tracebacks.
 
@@ -33,7 +35,7 @@ error_log = logging.getLogger(ERROR)
 
 # Marks the console handlers configure_logging installed.
 _OURS = "_spikard_console"
-_ACCESS_FORMAT = '%s - "%s %s %s" %d %.2fms'
+_ACCESS_FORMAT = '%s - "%s %s %s" %d%s %.2fms'
 _PLAIN = logging.Formatter("%(message)s")
 
 # The console handler ``configure_logging`` installed for access records, if any.
@@ -152,14 +154,14 @@ def access_console() -> Callable[[list[str]], None] | None:
     return console.write_chunks if log.isEnabledFor(logging.INFO) else None
 
 
-def write_access(batch: list[tuple[str | None, str, str, str, int, float]]) -> None:
+def write_access(batch: list[tuple[str | None, str, str, str, int, float, bool]]) -> None:
     """Called by the runtime with ``(client, method, target, http_version, status,
-    seconds)`` records, oldest first."""
+    seconds, cut)`` records, oldest first."""
     log = access_log
     if not log.isEnabledFor(logging.INFO):
         return
     make, handle, name = log.makeRecord, log.handle, log.name
-    for client, method, target, version, status, seconds in batch:
+    for client, method, target, version, status, seconds, cut in batch:
         ms = seconds * 1000.0
         # Made directly: logging's caller lookup would cost more than the line.
         record = make(
@@ -168,7 +170,7 @@ def write_access(batch: list[tuple[str | None, str, str, str, int, float]]) -> N
             "",
             0,
             _ACCESS_FORMAT,
-            (client or "-", method, target, version, status, ms),
+            (client or "-", method, target, version, status, " cut" if cut else "", ms),
             None,
             extra={
                 "client_addr": client,
@@ -177,6 +179,7 @@ def write_access(batch: list[tuple[str | None, str, str, str, int, float]]) -> N
                 "http_version": version,
                 "status_code": status,
                 "duration_ms": ms,
+                "cut": cut,
             },
         )
         handle(record)

@@ -40,6 +40,7 @@ class ServeOptions:
     graceful_timeout: float = 30.0
     header_read_timeout: float = 10.0  # seconds for a request head to arrive (0: no limit)
     keep_alive: float = 5.0  # seconds an idle connection stays open (0: no keep-alive)
+    write_timeout: float = 60.0  # seconds a response being written may make no progress (0: no limit)
     max_connections: int = 10_000  # open at once; more wait in the listen queue (0: no limit)
     sync_workers: int = DEFAULT_SYNC_WORKERS
     max_requests: int = 0  # after this many requests, tell the supervisor (0: never)

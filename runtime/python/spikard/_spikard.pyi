@@ -169,8 +169,9 @@ class _Answers(Protocol):
         self, result: Any, sub: Any, status_code: int, serialize: Callable[[Any], Any] | None, /
     ) -> Any: ...
 
-# (client, method, target, http_version, status, seconds)
-_AccessRecord = tuple[str | None, str, str, str, int, float]
+# (client, method, target, http_version, status, seconds, cut: the response was not
+# delivered whole)
+_AccessRecord = tuple[str | None, str, str, str, int, float, bool]
 
 class _ServerLog(Protocol):
     """The module ``spikard._logging``, called by access.rs and server.rs."""
@@ -202,6 +203,8 @@ class _ServeOptions(Protocol):
     def header_read_timeout(self) -> float: ...
     @property
     def keep_alive(self) -> float: ...
+    @property
+    def write_timeout(self) -> float: ...
     @property
     def max_connections(self) -> int: ...
     @property

@@ -134,6 +134,14 @@ def _parser(plugins: dict[str, EntryPoint]) -> argparse.ArgumentParser:
         "it connected or began the request, and answer 408 to a body that pauses this long (0: no limit)",
     )
     connections.add_argument(
+        "--write-timeout",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="drop a connection whose response has made no progress for this long: a client that stopped "
+        "reading (timed between writes, not over the whole response; 0: no limit)",
+    )
+    connections.add_argument(
         "--max-connections",
         type=int,
         default=10_000,
@@ -190,7 +198,7 @@ def _parser(plugins: dict[str, EntryPoint]) -> argparse.ArgumentParser:
 def _check(args: argparse.Namespace) -> str | None:
     """What is wrong with the arguments, if anything."""
     counts = ("workers", "max_requests", "max_requests_jitter", "max_connections", "backlog")
-    for name in (*counts, "graceful_timeout", "keep_alive", "header_read_timeout"):
+    for name in (*counts, "graceful_timeout", "keep_alive", "header_read_timeout", "write_timeout"):
         if getattr(args, name) < 0:
             return f"--{name.replace('_', '-')} cannot be negative"
     if args.uds and args.fd is not None:
@@ -216,6 +224,7 @@ def _options(args: argparse.Namespace) -> ServeOptions:
         graceful_timeout=args.graceful_timeout,
         header_read_timeout=args.header_read_timeout,
         keep_alive=args.keep_alive,
+        write_timeout=args.write_timeout,
         max_connections=args.max_connections,
         max_requests=args.max_requests,
         access_log=args.access_log,

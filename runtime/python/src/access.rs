@@ -26,7 +26,7 @@ pub struct AccessSink {
     /// through logging one by one.
     pub console: Py<PyAny>,
     /// `(records) -> None` with `(client, method, target, http_version, status,
-    /// seconds)` tuples.
+    /// seconds, cut)` tuples.
     pub records: Py<PyAny>,
 }
 
@@ -76,6 +76,7 @@ fn write(py: Python<'_>, sink: &AccessSink, records: &[AccessRecord]) -> PyResul
             r.version_str(),
             r.status,
             r.duration.as_secs_f64(),
+            r.cut,
         ))?;
     }
     sink.records.call1(py, (written,))?;

@@ -29,6 +29,8 @@ pub struct ServeOptions {
     pub header_read_timeout: f64,
     /// Seconds an idle keep-alive connection stays open (0: no keep-alive).
     pub keep_alive: f64,
+    /// Seconds a response being written may make no progress (0: no limit).
+    pub write_timeout: f64,
     /// Open connections at most (0: no limit).
     pub max_connections: usize,
     /// After this many requests, `on_max_requests` is called (0: never).
@@ -59,6 +61,7 @@ impl ServeOptions {
             peers,
             header_read_timeout: seconds(self.header_read_timeout),
             keep_alive: Some(seconds(self.keep_alive).unwrap_or(Duration::ZERO)),
+            write_timeout: seconds(self.write_timeout),
             max_connections: self.max_connections,
             graceful_timeout: Duration::from_secs_f64(self.graceful_timeout),
             warn: Arc::new(move |message| {
