@@ -111,7 +111,7 @@ def servers(variants: list[str], baseline: Path | None, pythons: dict[str, str])
                 else spikard_command(f"spikard_{variant}_app.py", port, QUIET),
                 port,
             )
-            for variant, port in zip(variants, ports[4:], strict=True)
+            for variant, port in zip(variants, ports[4 : 4 + len(variants)], strict=True)
         ),
         *(
             # An earlier build of spikard, installed with `pip install --target DIR`,
