@@ -55,6 +55,12 @@ async def status(code: int):
     return answer(status=code)
 
 
+@app.get("/not-modified")
+async def not_modified():
+    # The length of the representation the 304 stands for (RFC 9110 §8.6).
+    return Response(status_code=304, headers={"content-length": "1234", "etag": '"v1"'})
+
+
 @app.get("/plain")
 async def plain():
     return "next"
@@ -185,6 +191,13 @@ def test_no_content_reset_content_and_not_modified_carry_no_body(server, code):
     (status, headers, body), (next_status, _, next_body) = exchange(server.port, f"/status/{code}", "/plain")
     assert (status, body) == (code, b"")
     assert "content-type" not in headers
+    assert (next_status, next_body) == (200, b'"next"')
+
+
+def test_a_not_modified_answer_may_state_a_length_and_sends_no_body(server):
+    (status, headers, body), (next_status, _, next_body) = exchange(server.port, "/not-modified", "/plain")
+    assert (status, body) == (304, b"")
+    assert headers["etag"] == ['"v1"']
     assert (next_status, next_body) == (200, b'"next"')
 
 

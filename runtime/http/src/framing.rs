@@ -8,7 +8,9 @@
 //! - its status must be a final HTTP status, 200–599 (`999` or a `1xx` is a fault);
 //! - 204, 205 and 304 answers carry no body (RFC 9110 §15.3.5, §15.3.6, §15.4.5);
 //! - a `Content-Length` is dropped when it states the body's length (the runtime
-//!   sends the same) and is a fault when it does not, or is not a number;
+//!   sends the same) and is a fault when it does not, or is not a number; on a
+//!   204, 205 or 304 it is dropped unchecked (a 304 may state the length of the
+//!   representation it stands for);
 //! - hop-by-hop headers (`Connection`, `Keep-Alive`, `Proxy-Connection`,
 //!   `Transfer-Encoding`, `TE`, `Trailer`, `Upgrade`; RFC 9110 §7.6.1) are dropped:
 //!   they describe one connection, which is the runtime's, and HTTP/2 forbids them.
@@ -69,24 +71,28 @@ pub fn has_no_body(status: StatusCode) -> bool {
     matches!(status.as_u16(), 204 | 205 | 304)
 }
 
-/// Takes the framing out of a handler's headers for a body of `body_len` bytes.
-/// Returns the hop-by-hop headers it dropped (for a warning), or why the response
-/// cannot be sent.
+/// Takes the framing out of a handler's headers for a body of `body_len` bytes, or
+/// for a status that carries none (`None`: a 304's `Content-Length` may state the
+/// length of the representation it stands for, RFC 9110 §8.6, so it is not checked,
+/// only dropped). Returns the hop-by-hop headers it dropped (for a warning), or why
+/// the response cannot be sent.
 pub fn strip_framing(
     headers: &mut HeaderMap,
-    body_len: usize,
+    body_len: Option<usize>,
 ) -> Result<Vec<HeaderName>, FramingError> {
-    for stated in headers.get_all(header::CONTENT_LENGTH) {
-        let agrees = stated
-            .to_str()
-            .ok()
-            .and_then(|text| text.trim().parse::<usize>().ok())
-            == Some(body_len);
-        if !agrees {
-            return Err(FramingError::Length {
-                stated: String::from_utf8_lossy(stated.as_bytes()).into_owned(),
-                actual: body_len,
-            });
+    if let Some(body_len) = body_len {
+        for stated in headers.get_all(header::CONTENT_LENGTH) {
+            let agrees = stated
+                .to_str()
+                .ok()
+                .and_then(|text| text.trim().parse::<usize>().ok())
+                == Some(body_len);
+            if !agrees {
+                return Err(FramingError::Length {
+                    stated: String::from_utf8_lossy(stated.as_bytes()).into_owned(),
+                    actual: body_len,
+                });
+            }
         }
     }
     headers.remove(header::CONTENT_LENGTH);
@@ -134,7 +140,7 @@ mod tests {
     #[test]
     fn a_content_length_that_states_the_body_is_dropped() {
         let mut map = headers(&[("content-length", "5"), ("x-kept", "1")]);
-        assert_eq!(strip_framing(&mut map, 5), Ok(vec![]));
+        assert_eq!(strip_framing(&mut map, Some(5)), Ok(vec![]));
         assert!(map.get("content-length").is_none());
         assert_eq!(map["x-kept"], "1");
     }
@@ -144,7 +150,7 @@ mod tests {
         for (stated, actual) in [("4", 5), ("abc", 5), ("-5", 5), ("", 0)] {
             let mut map = HeaderMap::new();
             map.insert("content-length", HeaderValue::from_str(stated).unwrap());
-            let refused = strip_framing(&mut map, actual).unwrap_err();
+            let refused = strip_framing(&mut map, Some(actual)).unwrap_err();
             assert_eq!(
                 refused,
                 FramingError::Length {
@@ -155,7 +161,15 @@ mod tests {
         }
         // Two that disagree with each other cannot both be right.
         let mut twice = headers(&[("content-length", "5"), ("content-length", "6")]);
-        assert!(strip_framing(&mut twice, 5).is_err());
+        assert!(strip_framing(&mut twice, Some(5)).is_err());
+    }
+
+    #[test]
+    fn a_bodiless_status_drops_a_content_length_unchecked() {
+        // A 304 may state the length of the representation it stands for.
+        let mut map = headers(&[("content-length", "1234")]);
+        assert_eq!(strip_framing(&mut map, None), Ok(vec![]));
+        assert!(map.is_empty());
     }
 
     #[test]
@@ -167,7 +181,7 @@ mod tests {
             ("upgrade", "h2c"),
             ("x-kept", "1"),
         ]);
-        let dropped = strip_framing(&mut map, 3).unwrap();
+        let dropped = strip_framing(&mut map, Some(3)).unwrap();
         assert_eq!(
             dropped,
             [

@@ -334,7 +334,8 @@ pub fn explicit_response(
 ) -> PyResult<Response<ResponseBody>> {
     let status: u16 = result.getattr(intern!(py, "status_code"))?.extract()?;
     let status = framing::final_status(status).map_err(framing_error)?;
-    let body = if framing::has_no_body(status) {
+    let bodiless = framing::has_no_body(status);
+    let body = if bodiless {
         Bytes::new()
     } else {
         let body = result.getattr(intern!(py, "raw_body"))?;
@@ -350,7 +351,8 @@ pub fn explicit_response(
         })?;
         map.append(name, value);
     }
-    let dropped = framing::strip_framing(&mut map, body.len()).map_err(framing_error)?;
+    let length = (!bodiless).then_some(body.len());
+    let dropped = framing::strip_framing(&mut map, length).map_err(framing_error)?;
     if !dropped.is_empty() {
         warn_dropped_once(py, bridge, label, &dropped);
     }
