@@ -24,16 +24,20 @@ port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); pr
 # (for a virtualenv, its own python, which keeps its site-packages).
 interpreter() { "$1" -c 'import sys; print(sys.executable)'; }
 
-builds=()
+# Each build as three parallel lists: its name, its interpreter, its PYTHONPATH.
+names=() pythons=() paths=()
+add_build() { # NAME PYTHON [PYTHONPATH]
+    names+=("$1") pythons+=("$(interpreter "$2")") paths+=("${3:-}")
+}
 if [ $# -eq 0 ] || { [ $# -eq 1 ] && [[ "$1" != *=* ]]; }; then
-    builds+=("current=$(interpreter python)")
-    [ $# -eq 1 ] && builds+=("baseline=$(interpreter python):$1")
+    add_build current python
+    [ $# -eq 1 ] && add_build baseline python "$1"
 else
     for build in "$@"; do
-        name="${build%%=*}" spec="${build#*=}"
-        python="${spec%%:*}" path=""
+        spec="${build#*=}"
+        path=""
         [[ "$spec" == *:* ]] && path="${spec#*:}"
-        builds+=("$name=$(interpreter "$python")${path:+:$path}")
+        add_build "${build%%=*}" "${spec%%:*}" "$path"
     done
 fi
 
@@ -48,19 +52,16 @@ count() { # first? python pythonpath kind n -> instructions
     grep "I   refs" "$out/log" | awk '{print $NF}' | tr -d ,
 }
 
-printf '%-8s %-14s %22s %10s\n' kind build instructions/request "vs ${builds[0]%%=*}"
+printf '%-8s %-14s %22s %10s\n' kind build instructions/request "vs ${names[0]}"
 for kind in hello items struct; do
     reference=""
-    for i in "${!builds[@]}"; do
-        name="${builds[$i]%%=*}" spec="${builds[$i]#*=}"
-        python="${spec%%:*}" path=""
-        [[ "$spec" == *:* ]] && path="${spec#*:}"
+    for i in "${!names[@]}"; do
         which=$([ "$i" -eq 0 ] && echo first || echo other)
-        small=$(count "$which" "$python" "$path" "$kind" 500)
-        large=$(count "$which" "$python" "$path" "$kind" 2500)
+        small=$(count "$which" "${pythons[$i]}" "${paths[$i]}" "$kind" 500)
+        large=$(count "$which" "${pythons[$i]}" "${paths[$i]}" "$kind" 2500)
         per=$(((large - small) / 2000))
         [ -z "$reference" ] && reference=$per
-        printf '%-8s %-14s %22d %+9.1f%%\n' "$kind" "$name" "$per" \
+        printf '%-8s %-14s %22d %+9.1f%%\n' "$kind" "${names[$i]}" "$per" \
             "$(python3 -c "print(($per - $reference) / $reference * 100)")"
     done
 done

@@ -15,6 +15,7 @@ use http::{Method, Request, Response, StatusCode};
 
 use crate::access_log::{AccessLog, AccessRecord};
 use crate::body;
+use crate::framing;
 use crate::handler::{Fallback, HandlerFuture, InvalidRequest, RequestData, ResponseBody};
 use crate::params::{self, RawInputs};
 use crate::problem::{allow_list, Problem};
@@ -54,7 +55,7 @@ const CLIENT_CLOSED_REQUEST: u16 = 499;
 pub struct Exchange {
     app: Arc<App>,
     logged: Option<(AccessRecord, Instant)>,
-    /// Its response has no body to write (a HEAD request, a 204 or 304), so
+    /// Its response has no body to write (a HEAD request, a 204, 205 or 304), so
     /// none can be cut.
     bodiless: bool,
 }
@@ -70,9 +71,7 @@ impl Exchange {
     }
 
     fn answered(&mut self, status: StatusCode) {
-        self.bodiless |= status.is_informational()
-            || status == StatusCode::NO_CONTENT
-            || status == StatusCode::NOT_MODIFIED;
+        self.bodiless |= status.is_informational() || framing::has_no_body(status);
         if let Some((record, _)) = &mut self.logged {
             record.status = status.as_u16();
         }

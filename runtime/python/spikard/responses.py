@@ -14,7 +14,8 @@ from urllib.parse import quote
 from spikard.datastructures import MutableHeaders
 from spikard.encoding import encode_json
 
-# Statuses whose responses never carry a body (RFC 9110); the runtime drops one too.
+# Statuses whose responses never carry a body (RFC 9110): no content type is sent for
+# them (the runtime drops the body itself, spikard_http::framing).
 NO_BODY_STATUSES = frozenset({204, 205, 304})
 
 
@@ -132,11 +133,6 @@ class Response:
                 content_type += f"; charset={self.charset}"
             pairs.append(("content-type", content_type))
         return pairs
-
-    @property
-    def raw_body(self) -> bytes:
-        """The body as sent: none for 204, 205 and 304 (read by the runtime)."""
-        return b"" if self.status_code in NO_BODY_STATUSES else self.body
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(status_code={self.status_code}, media_type={self.media_type!r})"

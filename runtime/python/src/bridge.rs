@@ -14,6 +14,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use http::HeaderName;
+
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::ffi;
 use pyo3::prelude::*;
@@ -89,6 +91,8 @@ pub struct Bridge {
     pub answers: Answers,
     /// `(message) -> None`: a warning about how the app answers.
     pub warn: Py<PyAny>,
+    /// (route, header) pairs already warned about during this serve.
+    warned: Mutex<Vec<(String, HeaderName)>>,
     ready_queue: Py<PyAny>,
     names: Names,
     /// Timers the loop held after its last run; more means a handler added one.
@@ -136,11 +140,23 @@ impl Bridge {
             asyncio,
             answers,
             warn,
+            warned: Mutex::new(Vec::new()),
             ready_queue,
             names,
             timers_seen: AtomicUsize::new(0),
             wake: Notify::new(),
         })
+    }
+
+    /// Whether this is the first warning about `header` for route `label` in this
+    /// serve (it is then remembered). Only a handler that sets such a header gets here.
+    pub fn first_warning(&self, label: &str, header: &HeaderName) -> bool {
+        let mut warned = self.warned.lock().unwrap_or_else(|e| e.into_inner());
+        if warned.iter().any(|(l, h)| l == label && h == header) {
+            return false;
+        }
+        warned.push((label.to_owned(), header.clone()));
+        true
     }
 
     /// Calls an `async def` handler and steps it once.

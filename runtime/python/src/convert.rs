@@ -3,8 +3,6 @@
 //! made on the way in; results are serialised straight to bytes by msgspec.
 
 use bytes::Bytes;
-use std::sync::Mutex;
-
 use http::header::{HeaderName, HeaderValue};
 use http::request::Parts;
 use http::HeaderMap;
@@ -338,7 +336,7 @@ pub fn explicit_response(
     let body = if bodiless {
         Bytes::new()
     } else {
-        let body = result.getattr(intern!(py, "raw_body"))?;
+        let body = result.getattr(intern!(py, "body"))?;
         Bytes::copy_from_slice(body.cast::<PyBytes>()?.as_bytes())
     };
     let headers: Vec<(String, String)> = result.getattr(intern!(py, "raw_headers"))?.extract()?;
@@ -366,18 +364,13 @@ fn framing_error(error: framing::FramingError) -> PyErr {
     PyValueError::new_err(error.to_string())
 }
 
-/// Routes (and header names) already warned about.
-static WARNED: Mutex<Vec<(String, HeaderName)>> = Mutex::new(Vec::new());
-
 /// Says once per route and header that a handler's hop-by-hop header was dropped:
 /// a handler doing so does it on every response, and one line tells its author.
 fn warn_dropped_once(py: Python<'_>, bridge: &Bridge, label: &str, dropped: &[HeaderName]) {
-    let mut warned = WARNED.lock().unwrap_or_else(|e| e.into_inner());
     for name in dropped {
-        if warned.iter().any(|(l, n)| l == label && n == name) {
+        if !bridge.first_warning(label, name) {
             continue;
         }
-        warned.push((label.to_owned(), name.clone()));
         let message = format!(
             "{label}: the response's {name} header was dropped: it describes the connection, \
              which the runtime frames itself (said once per route)"
