@@ -11,6 +11,7 @@ use http::{Method, Version};
 use tokio::sync::Notify;
 
 use crate::remote::ClientAddr;
+use crate::stages::StageTimes;
 
 /// One request and how it ended.
 #[derive(Clone, Debug)]
@@ -27,12 +28,15 @@ pub struct AccessRecord {
     /// From the request head being read to the response being written (or
     /// cut).
     pub duration: Duration,
+    /// Its stage times, when the log shows them.
+    pub stages: Option<StageTimes>,
 }
 
 impl AccessRecord {
     /// Appends the line `client - "METHOD target HTTP/1.1" status 0.12ms\n`
     /// (`-` for a client without an address), with `status cut` for a cut
-    /// response.
+    /// response, and the stages (` parse=0.004 … response=0.007`, in
+    /// milliseconds) when it has them.
     pub fn write_line(&self, out: &mut String) {
         match &self.client {
             Some(client) => {
@@ -42,7 +46,7 @@ impl AccessRecord {
         }
         // Hundredths of a millisecond, rounded, in integers: cheaper than a float.
         let hundredths = (self.duration.as_micros() + 5) / 10;
-        let _ = writeln!(
+        let _ = write!(
             out,
             " - \"{} {} {}\" {}{} {}.{:02}ms",
             self.method,
@@ -53,6 +57,10 @@ impl AccessRecord {
             hundredths / 100,
             hundredths % 100
         );
+        if let Some(stages) = &self.stages {
+            stages.write_fields(out);
+        }
+        out.push('\n');
     }
 
     /// `HTTP/1.1`, `HTTP/2`.
@@ -118,6 +126,7 @@ mod tests {
             status,
             cut: false,
             duration: Duration::from_micros(10),
+            stages: None,
         }
     }
 

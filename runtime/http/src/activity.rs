@@ -58,6 +58,10 @@ pub struct Activity {
     phase: AtomicU8,
     /// When the current phase began, in nanoseconds since `opened`.
     since: AtomicU64,
+    /// When the first byte of the latest request head arrived (HTTP/1), in
+    /// nanoseconds since `opened`; and whether any byte has arrived yet.
+    head_began: AtomicU64,
+    heard: AtomicBool,
     /// Requests being served (low half: [`SERVED`]) and, of those, the ones
     /// whose response is being written (high half: [`WRITTEN`]); one word, so
     /// that a request ends with one atomic operation.
@@ -151,6 +155,8 @@ impl Activity {
             opened: Instant::now(),
             phase: AtomicU8::new(READING_HEAD),
             since: AtomicU64::new(0),
+            head_began: AtomicU64::new(0),
+            heard: AtomicBool::new(false),
             requests: AtomicU64::new(0),
             unflushed: AtomicBool::new(false),
             written: AtomicU64::new(0),
@@ -163,10 +169,24 @@ impl Activity {
         })
     }
 
-    fn enter(&self, phase: u8) {
+    fn enter(&self, phase: u8) -> u64 {
         let elapsed = self.opened.elapsed().as_nanos() as u64;
         self.since.store(elapsed, Ordering::Relaxed);
         self.phase.store(phase, Ordering::Relaxed);
+        elapsed
+    }
+
+    /// When the request whose service is about to be called began: the first
+    /// byte of its head on HTTP/1, now on HTTP/2 (its stream's headers are in)
+    /// or for a request that arrived while another was served (pipelined).
+    /// Called before [`Activity::begin`].
+    pub fn request_began(&self) -> Instant {
+        if self.phase.load(Ordering::Relaxed) == READING_HEAD && !self.http2.load(Ordering::Relaxed)
+        {
+            self.opened + Duration::from_nanos(self.head_began.load(Ordering::Relaxed))
+        } else {
+            Instant::now()
+        }
     }
 
     /// A request head was read and its service called.
@@ -184,8 +204,22 @@ impl Activity {
     }
 
     fn bytes_arrived(&self) {
-        if self.phase.load(Ordering::Relaxed) == IDLE && !self.http2.load(Ordering::Relaxed) {
-            self.enter(READING_HEAD);
+        if self.http2.load(Ordering::Relaxed) {
+            return;
+        }
+        match self.phase.load(Ordering::Relaxed) {
+            IDLE => {
+                let now = self.enter(READING_HEAD);
+                self.head_began.store(now, Ordering::Relaxed);
+            }
+            // The connection's first bytes: its head was awaited since accept
+            // (and is timed from then), but begins now.
+            READING_HEAD if !self.heard.load(Ordering::Relaxed) => {
+                self.heard.store(true, Ordering::Relaxed);
+                let now = self.opened.elapsed().as_nanos() as u64;
+                self.head_began.store(now, Ordering::Relaxed);
+            }
+            _ => {}
         }
     }
 

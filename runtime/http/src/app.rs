@@ -21,6 +21,8 @@ use crate::params::{self, RawInputs};
 use crate::problem::{allow_list, Problem};
 use crate::remote::{ProxyTrust, Remote};
 use crate::router::{Lookup, Router};
+use crate::stages::{Clock, HandlerLaps, Stage, StageTimes};
+use crate::stats::StageStats;
 
 /// Request handling settings.
 #[derive(Clone, Debug)]
@@ -33,6 +35,10 @@ pub struct AppConfig {
     pub proxy: Option<ProxyTrust>,
     /// A request body may pause at most this long (`None`: for ever).
     pub body_stall: Option<Duration>,
+    /// Send each request's stage times in a `Server-Timing` header.
+    pub server_timing: bool,
+    /// Show each request's stage times in its access line.
+    pub access_log_stages: bool,
 }
 
 impl Default for AppConfig {
@@ -42,6 +48,8 @@ impl Default for AppConfig {
             debug: false,
             proxy: None,
             body_stall: Some(Duration::from_secs(10)),
+            server_timing: false,
+            access_log_stages: false,
         }
     }
 }
@@ -58,22 +66,76 @@ pub struct Exchange {
     /// Its response has no body to write (a HEAD request, a 204, 205 or 304), so
     /// none can be cut.
     bodiless: bool,
+    timing: Timing,
+    /// The status it was answered with.
+    status: u16,
+}
+
+/// Where one request is in its stages.
+struct Timing {
+    /// `None`: the app times nothing.
+    clock: Option<Clock>,
+    /// The route it matched (the statistics' unrouted entry until it does).
+    route: usize,
+    /// What its handler reported, once it answered.
+    laps: Option<HandlerLaps>,
+    /// Its stage times, once answered.
+    times: Option<StageTimes>,
+}
+
+impl Timing {
+    fn lap(&mut self, stage: Stage) {
+        if let Some(clock) = &mut self.clock {
+            clock.lap(stage);
+        }
+    }
 }
 
 impl Exchange {
-    fn begin(app: Arc<App>, record: Option<AccessRecord>, head: bool) -> Self {
+    fn begin(
+        app: Arc<App>,
+        record: Option<AccessRecord>,
+        head: bool,
+        began: Option<Instant>,
+    ) -> Self {
         app.in_flight.fetch_add(1, Ordering::Relaxed);
+        let route = app.stats.as_ref().map_or(0, |stats| stats.unrouted());
         Exchange {
+            logged: record.map(|record| (record, began.unwrap_or_else(Instant::now))),
             app,
-            logged: record.map(|record| (record, Instant::now())),
             bodiless: head,
+            timing: Timing {
+                clock: began.map(Clock::start),
+                route,
+                laps: None,
+                times: None,
+            },
+            status: CLIENT_CLOSED_REQUEST,
         }
     }
 
-    fn answered(&mut self, status: StatusCode) {
+    /// Answered with `response`: its stage times are final, and go in its
+    /// `Server-Timing` header when the app sends them.
+    fn answered(&mut self, response: &mut Response<ResponseBody>) {
+        let status = response.status();
+        self.status = status.as_u16();
         self.bodiless |= status.is_informational() || framing::has_no_body(status);
         if let Some((record, _)) = &mut self.logged {
             record.status = status.as_u16();
+        }
+        let timing = &mut self.timing;
+        if let Some(clock) = &mut timing.clock {
+            let now = Instant::now();
+            if let Some(laps) = timing.laps {
+                clock.handled(laps, now);
+            }
+            let times = clock.finish(now);
+            timing.times = Some(times);
+            if self.app.config.server_timing {
+                if let Ok(value) = http::HeaderValue::try_from(times.server_timing()) {
+                    response.headers_mut().append(&SERVER_TIMING, value);
+                }
+            }
         }
     }
 
@@ -90,12 +152,25 @@ impl Drop for Exchange {
         let app = &*self.app;
         app.in_flight.fetch_sub(1, Ordering::Relaxed);
         app.served.fetch_add(1, Ordering::Relaxed);
+        let timing = &self.timing;
+        // A request whose client left before the answer: the stages it finished.
+        let times = timing
+            .times
+            .or_else(|| timing.clock.map(|clock| clock.finish(Instant::now())));
+        if let (Some(stats), Some(times)) = (&app.stats, &times) {
+            stats.record(timing.route, self.status, times);
+        }
         if let (Some((mut record, started)), Some(log)) = (self.logged.take(), &app.access_log) {
             record.duration = started.elapsed();
+            if app.config.access_log_stages {
+                record.stages = times;
+            }
             log.record(record);
         }
     }
 }
+
+static SERVER_TIMING: http::HeaderName = http::HeaderName::from_static("server-timing");
 
 /// Routes plus settings: everything needed to answer a request.
 pub struct App {
@@ -105,6 +180,7 @@ pub struct App {
     served: AtomicU64,
     fallback: Option<Arc<dyn Fallback>>,
     access_log: Option<Arc<AccessLog>>,
+    stats: Option<Arc<StageStats>>,
 }
 
 impl App {
@@ -116,7 +192,22 @@ impl App {
             served: AtomicU64::new(0),
             fallback: None,
             access_log: None,
+            stats: None,
         }
+    }
+
+    /// Records every request's stage times in `stats`, made for this app's
+    /// router (`StageStats::new(router.templates())`).
+    pub fn with_stats(mut self, stats: Arc<StageStats>) -> Self {
+        self.stats = Some(stats);
+        self
+    }
+
+    /// Whether requests are timed: their stage times are shown or counted
+    /// somewhere. The caller passes when each request began to
+    /// [`App::handle`] only then, so that an untimed app reads no clock.
+    pub fn timed(&self) -> bool {
+        self.stats.is_some() || self.config.server_timing || self.config.access_log_stages
     }
 
     /// Records every answered request in `log`.
@@ -150,13 +241,15 @@ impl App {
     }
 
     /// Answers one request from `peer` (`None`: a connection without an
-    /// address, such as a Unix socket), and gives the exchange that ends when
-    /// the response has been written. Never fails: a panic anywhere below
-    /// becomes a 500.
+    /// address, such as a Unix socket) that `began` at the first byte of its
+    /// head (`None` when the app is not [timed](App::timed)), and gives the
+    /// exchange that ends when the response has been written. Never fails: a
+    /// panic anywhere below becomes a 500.
     pub async fn handle<B>(
         self: Arc<Self>,
         request: Request<B>,
         peer: Option<SocketAddr>,
+        began: Option<Instant>,
     ) -> (Response<ResponseBody>, Exchange)
     where
         B: http_body::Body<Data = Bytes>,
@@ -178,61 +271,73 @@ impl App {
             status: CLIENT_CLOSED_REQUEST,
             cut: false,
             duration: Duration::ZERO,
+            stages: None,
         });
         let head = request.method() == Method::HEAD;
-        let mut exchange = Exchange::begin(self, record, head);
+        let mut exchange = Exchange::begin(self, record, head, began);
         let app = &*exchange.app;
-        let outcome = AssertUnwindSafe(app.dispatch(request, remote))
+        let outcome = AssertUnwindSafe(app.dispatch(request, remote, &mut exchange.timing))
             .catch_unwind()
             .await;
-        let response = match outcome {
+        let mut response = match outcome {
             Ok(response) => response,
             // The panic hook has already printed the message and location.
             Err(panic) => {
                 Problem::internal(app.config.debug.then(|| panic_message(&*panic))).into_response()
             }
         };
-        exchange.answered(response.status());
+        exchange.answered(&mut response);
         (response, exchange)
     }
 
-    async fn dispatch<B>(&self, request: Request<B>, remote: Remote) -> Response<ResponseBody>
+    async fn dispatch<B>(
+        &self,
+        request: Request<B>,
+        remote: Remote,
+        timing: &mut Timing,
+    ) -> Response<ResponseBody>
     where
         B: http_body::Body<Data = Bytes>,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         let (head, body) = request.into_parts();
-        let mut errors = Vec::new();
-        let (route, mut args, path_values) = match self.router.lookup(&head.method, head.uri.path())
-        {
-            Lookup::Found { route, path_values } => {
-                let mut args = Vec::with_capacity(route.params.len());
-                let inputs = RawInputs {
-                    path: &path_values,
-                    query: head.uri.query(),
-                    headers: &head.headers,
-                };
-                params::extract(&route.params, &inputs, &mut args, &mut errors);
-                (route, args, path_values)
+        let (route, path_values) = match self.router.lookup(&head.method, head.uri.path()) {
+            Lookup::Found { route, path_values } => (route, path_values),
+            Lookup::Options(allowed) => {
+                timing.lap(Stage::Parse);
+                return options_response(&allowed);
             }
-            Lookup::Options(allowed) => return options_response(&allowed),
             Lookup::MethodNotAllowed(allowed) => {
+                timing.lap(Stage::Parse);
                 return self
-                    .unrouted(head, remote, StatusCode::METHOD_NOT_ALLOWED, &allowed)
-                    .await
+                    .unrouted(
+                        head,
+                        remote,
+                        StatusCode::METHOD_NOT_ALLOWED,
+                        &allowed,
+                        timing,
+                    )
+                    .await;
             }
             Lookup::NotFound => {
+                timing.lap(Stage::Parse);
                 return self
-                    .unrouted(head, remote, StatusCode::NOT_FOUND, &[])
-                    .await
+                    .unrouted(head, remote, StatusCode::NOT_FOUND, &[], timing)
+                    .await;
             }
         };
+        if self.stats.is_some() {
+            timing.route = route.index;
+        }
+        let inputs = RawInputs {
+            path: &path_values,
+            query: head.uri.query(),
+            headers: &head.headers,
+        };
+        let found = params::extract(&route.params, &inputs);
         let (limit, stall) = (self.config.max_body_size, self.config.body_stall);
         let (body, raw_body) = match &route.body {
-            Some(spec) => match spec
-                .read(&head.headers, body, limit, stall, &mut errors)
-                .await
-            {
+            Some(spec) => match spec.read(&head.headers, body, limit, stall).await {
                 Ok(Some(read)) => (Some(read.value), Some(read.raw)),
                 Ok(None) => (None, None),
                 Err(problem) => return problem.into_response(),
@@ -245,6 +350,14 @@ impl App {
             }
             None => (None, None),
         };
+        timing.lap(Stage::Parse);
+        let mut errors = Vec::new();
+        let mut args = Vec::with_capacity(route.params.len());
+        params::validate(&route.params, found, &mut args, &mut errors);
+        if let Some(spec) = &route.body {
+            spec.validate(body.as_ref(), &mut errors);
+        }
+        timing.lap(Stage::Validate);
         if !errors.is_empty() {
             let path_params = path_params(&route.path_names, &path_values);
             let invalid = InvalidRequest {
@@ -255,11 +368,10 @@ impl App {
                 errors,
             };
             return match route.handler.invalid(invalid) {
-                Ok(answer) => self.answer(answer).await,
+                Ok(answer) => self.answer(answer, timing).await,
                 Err(errors) => Problem::validation(errors).into_response(),
             };
         }
-        args.shrink_to_fit();
         let path_params = if route.wants_request {
             path_params(&route.path_names, &path_values)
         } else {
@@ -272,8 +384,9 @@ impl App {
             path_params,
             head,
             remote,
+            timed: timing.clock.is_some(),
         };
-        self.answer(route.handler.call(request)).await
+        self.answer(route.handler.call(request), timing).await
     }
 
     /// A request no route takes: the app's fallback, or the standard problem.
@@ -283,6 +396,7 @@ impl App {
         remote: Remote,
         status: StatusCode,
         allowed: &[Method],
+        timing: &mut Timing,
     ) -> Response<ResponseBody> {
         let problem = if status == StatusCode::METHOD_NOT_ALLOWED {
             Problem::method_not_allowed(&head.method, allowed)
@@ -291,15 +405,17 @@ impl App {
         };
         match &self.fallback {
             Some(fallback) => match fallback.answer(head, remote, status, allowed) {
-                Some(answer) => self.answer(answer).await,
+                Some(answer) => self.answer(answer, timing).await,
                 None => problem.into_response(),
             },
             None => problem.into_response(),
         }
     }
 
-    async fn answer(&self, handled: HandlerFuture) -> Response<ResponseBody> {
-        match handled.await {
+    async fn answer(&self, handled: HandlerFuture, timing: &mut Timing) -> Response<ResponseBody> {
+        let answer = handled.await;
+        timing.laps = Some(answer.laps);
+        match answer.result {
             Ok(response) => response,
             Err(error) => {
                 Problem::internal(error.detail.filter(|_| self.config.debug)).into_response()
@@ -405,7 +521,7 @@ mod tests {
 
     async fn call(app: &Arc<App>, path: &str) -> (StatusCode, Value) {
         let request = Request::get(path).body(Full::new(Bytes::new())).unwrap();
-        let (response, _) = app.clone().handle(request, None).await;
+        let (response, _) = app.clone().handle(request, None, None).await;
         let status = response.status();
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
         (status, serde_json::from_slice(&bytes).unwrap())

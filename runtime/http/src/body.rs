@@ -47,17 +47,15 @@ impl CompiledBody {
         })
     }
 
-    /// Reads and parses the body: at most `limit` bytes, pausing at most
-    /// `stall` between chunks. `Ok(None)` is an absent optional body;
-    /// validation errors are appended to `errors`; a request that cannot be
-    /// read as JSON at all is a [`Problem`].
+    /// The parse pass: reads and parses the body, at most `limit` bytes,
+    /// pausing at most `stall` between chunks. `Ok(None)`: no body was sent; a
+    /// request that cannot be read as JSON at all is a [`Problem`].
     pub async fn read<B>(
         &self,
         headers: &HeaderMap,
         body: B,
         limit: usize,
         stall: Option<Duration>,
-        errors: &mut Vec<FieldError>,
     ) -> Result<Option<JsonBody>, Problem>
     where
         B: http_body::Body<Data = Bytes>,
@@ -70,17 +68,22 @@ impl CompiledBody {
         }
         let bytes = read_limited(body, limit, stall).await?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
-            if self.required {
-                errors.push(FieldError::missing(vec![LocSegment::Key("body".into())]));
-            }
             return Ok(None);
         }
         let value: Value =
             serde_json::from_slice(&bytes).map_err(|e| Problem::malformed_json(&e))?;
-        if let Some(schema) = &self.schema {
-            schema.check(&value, &[LocSegment::Key("body".into())], errors);
-        }
         Ok(Some(JsonBody { value, raw: bytes }))
+    }
+
+    /// The validate pass: a required body was sent, and what was sent
+    /// satisfies the schema; errors are appended to `errors`.
+    pub fn validate(&self, body: Option<&Value>, errors: &mut Vec<FieldError>) {
+        let loc = [LocSegment::Key("body".into())];
+        match (body, &self.schema) {
+            (None, _) if self.required => errors.push(FieldError::missing(loc.to_vec())),
+            (Some(value), Some(schema)) => schema.check(value, &loc, errors),
+            _ => {}
+        }
     }
 }
 
@@ -238,10 +241,12 @@ mod tests {
                 Full::new(Bytes::from_static(body.as_bytes())),
                 limit,
                 None,
-                &mut errors,
             )
             .await
             .map(|body| body.map(|body| body.value));
+        if let Ok(value) = &result {
+            body_spec.validate(value.as_ref(), &mut errors);
+        }
         (result, errors)
     }
 
@@ -310,9 +315,8 @@ mod tests {
                 .map(|c| Ok(http_body::Frame::data(Bytes::from_static(c.as_bytes()))))
                 .collect();
         let body = http_body_util::StreamBody::new(futures_util::stream::iter(chunks));
-        let mut errors = Vec::new();
         let body = spec
-            .read(&HeaderMap::new(), body, 100, None, &mut errors)
+            .read(&HeaderMap::new(), body, 100, None)
             .await
             .unwrap()
             .unwrap();

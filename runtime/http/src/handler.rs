@@ -13,6 +13,7 @@ use serde_json::Value;
 
 use crate::problem::FieldError;
 use crate::remote::Remote;
+use crate::stages::HandlerLaps;
 
 /// The body type of every response the core writes.
 pub type ResponseBody = Full<Bytes>;
@@ -34,6 +35,8 @@ pub struct RequestData {
     pub head: Parts,
     /// Where the request came from (behind a trusted proxy, what it reported).
     pub remote: Remote,
+    /// The stages are timed: the handler laps its own ([`Answer::laps`]).
+    pub timed: bool,
 }
 
 /// Answers requests no route takes (404, or 405 with the allowed methods) when
@@ -66,8 +69,27 @@ pub struct HandlerError {
     pub detail: Option<String>,
 }
 
-pub type HandlerFuture =
-    Pin<Box<dyn Future<Output = Result<Response<ResponseBody>, HandlerError>> + Send>>;
+/// A handler's response, or the fault that becomes a 500.
+pub type HandlerResult = Result<Response<ResponseBody>, HandlerError>;
+
+/// What a handler gives back: its result, and when its stages ended.
+#[derive(Debug)]
+pub struct Answer {
+    pub result: HandlerResult,
+    pub laps: HandlerLaps,
+}
+
+impl From<HandlerResult> for Answer {
+    /// An answer without laps: the whole call counts as `handler`.
+    fn from(result: HandlerResult) -> Self {
+        Answer {
+            result,
+            laps: HandlerLaps::default(),
+        }
+    }
+}
+
+pub type HandlerFuture = Pin<Box<dyn Future<Output = Answer> + Send>>;
 
 pub trait Handler: Send + Sync + 'static {
     fn call(&self, request: RequestData) -> HandlerFuture;
@@ -83,10 +105,11 @@ pub trait Handler: Send + Sync + 'static {
 impl<F, Fut> Handler for F
 where
     F: Fn(RequestData) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<Response<ResponseBody>, HandlerError>> + Send + 'static,
+    Fut: Future<Output = HandlerResult> + Send + 'static,
 {
     fn call(&self, request: RequestData) -> HandlerFuture {
-        Box::pin(self(request))
+        let called = self(request);
+        Box::pin(async move { Answer::from(called.await) })
     }
 }
 

@@ -22,6 +22,8 @@ pub mod problem;
 pub mod remote;
 pub mod router;
 pub mod server;
+pub mod stages;
+pub mod stats;
 pub mod validation;
 pub mod watchdog;
 
@@ -29,8 +31,8 @@ pub use access_log::{AccessLog, AccessRecord};
 pub use app::{App, AppConfig, Exchange};
 pub use body::BodySpec;
 pub use handler::{
-    json_response, Fallback, Handler, HandlerError, HandlerFuture, InvalidRequest, RequestData,
-    ResponseBody,
+    json_response, Answer, Fallback, Handler, HandlerError, HandlerFuture, HandlerResult,
+    InvalidRequest, RequestData, ResponseBody,
 };
 pub use params::{ParamSource, ParamSpec, Scalar};
 pub use peers::Peers;
@@ -38,3 +40,5 @@ pub use problem::{FieldError, LocSegment, Problem};
 pub use remote::{ClientAddr, ProxyTrust, Remote, Scheme};
 pub use router::{RouteSpec, Router, RouterBuilder};
 pub use server::{serve, Listener, ServeReport, ServerConfig, Warn};
+pub use stages::{HandlerLaps, Stage, StageTimes};
+pub use stats::StageStats;

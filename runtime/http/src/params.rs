@@ -115,57 +115,78 @@ pub(crate) struct RawInputs<'a> {
     pub headers: &'a HeaderMap,
 }
 
-/// Reads, coerces and checks every parameter; `None` marks an optional
-/// parameter that was not sent (the binding applies its default).
-pub(crate) fn extract(
-    params: &[CompiledParam],
-    inputs: &RawInputs<'_>,
-    args: &mut Vec<Option<Value>>,
-    errors: &mut Vec<FieldError>,
-) {
-    let query: Vec<(Cow<'_, str>, Cow<'_, str>)> = match inputs.query {
+/// What a request carried for one parameter, as text.
+pub(crate) enum Found<'a> {
+    /// Every value sent (none: not sent).
+    Texts(Vec<Cow<'a, str>>),
+    /// A path segment that is not UTF-8 once percent-decoded.
+    Undecodable(&'a str),
+}
+
+/// The parse pass: what the request carried for each parameter, as text.
+pub(crate) fn extract<'a>(params: &[CompiledParam], inputs: &RawInputs<'a>) -> Vec<Found<'a>> {
+    let query: Vec<(Cow<'a, str>, Cow<'a, str>)> = match inputs.query {
         Some(q) if params.iter().any(|p| p.spec.source == ParamSource::Query) => {
             form_urlencoded::parse(q.as_bytes()).collect()
         }
         _ => Vec::new(),
     };
-    for param in params {
-        let raw: Vec<Cow<'_, str>> = match param.spec.source {
-            ParamSource::Path => match inputs.path.get(param.path_index) {
-                Some(segment) => {
-                    match percent_encoding::percent_decode_str(segment).decode_utf8() {
-                        Ok(text) => vec![text],
-                        Err(_) => {
-                            errors.push(FieldError {
-                            loc: param.loc.to_vec(),
-                            msg: "Input should be a valid string, unable to parse raw data as a unicode string".into(),
-                            kind: "string_unicode".into(),
-                            input: Some(Value::String((*segment).to_owned())),
-                        });
-                            args.push(None);
-                            continue;
+    params
+        .iter()
+        .map(|param| {
+            Found::Texts(match param.spec.source {
+                ParamSource::Path => match inputs.path.get(param.path_index) {
+                    Some(segment) => {
+                        match percent_encoding::percent_decode_str(segment).decode_utf8() {
+                            Ok(text) => vec![text],
+                            Err(_) => return Found::Undecodable(segment),
                         }
                     }
-                }
-                None => Vec::new(),
-            },
-            ParamSource::Query => query
-                .iter()
-                .filter(|(k, _)| *k == param.spec.key)
-                .map(|(_, v)| v.clone())
-                .collect(),
-            ParamSource::Header => match &param.header {
-                Some(name) => inputs
-                    .headers
-                    .get_all(name)
+                    None => Vec::new(),
+                },
+                ParamSource::Query => query
                     .iter()
-                    .map(|v| String::from_utf8_lossy(v.as_bytes()))
+                    .filter(|(k, _)| *k == param.spec.key)
+                    .map(|(_, v)| v.clone())
                     .collect(),
-                None => Vec::new(),
-            },
-            ParamSource::Cookie => cookie_values(inputs.headers, &param.spec.key),
+                ParamSource::Header => match &param.header {
+                    Some(name) => inputs
+                        .headers
+                        .get_all(name)
+                        .iter()
+                        .map(|v| String::from_utf8_lossy(v.as_bytes()))
+                        .collect(),
+                    None => Vec::new(),
+                },
+                ParamSource::Cookie => cookie_values(inputs.headers, &param.spec.key),
+            })
+        })
+        .collect()
+}
+
+/// The validate pass: coerces and checks what [`extract`] found, one argument
+/// per parameter; `None` marks an optional parameter that was not sent (the
+/// binding applies its default).
+pub(crate) fn validate(
+    params: &[CompiledParam],
+    found: Vec<Found<'_>>,
+    args: &mut Vec<Option<Value>>,
+    errors: &mut Vec<FieldError>,
+) {
+    for (param, found) in params.iter().zip(found) {
+        let value = match found {
+            Found::Texts(raw) => read_param(param, raw, errors),
+            Found::Undecodable(segment) => {
+                errors.push(FieldError {
+                    loc: param.loc.to_vec(),
+                    msg: "Input should be a valid string, unable to parse raw data as a unicode string".into(),
+                    kind: "string_unicode".into(),
+                    input: Some(Value::String(segment.to_owned())),
+                });
+                None
+            }
         };
-        args.push(read_param(param, raw, errors));
+        args.push(value);
     }
 }
 
@@ -325,7 +346,8 @@ mod tests {
             query,
             headers,
         };
-        extract(&compiled, &inputs, &mut args, &mut errors);
+        let found = extract(&compiled, &inputs);
+        validate(&compiled, found, &mut args, &mut errors);
         (args, errors)
     }
 

@@ -58,6 +58,9 @@ pub struct PathPattern {
     /// `{*p1}`), so that routes differing only in parameter names share one
     /// node and are told apart by method, and a true clash is found.
     pub router_key: String,
+    /// The path with parameters by name, converters left out
+    /// (`/items/{item_id}`): what statistics and metrics call the route.
+    pub template: String,
     /// Parameters in the order they appear.
     pub params: Vec<PathParam>,
 }
@@ -68,6 +71,7 @@ pub fn parse(path: &str) -> Result<PathPattern, String> {
         return Err(format!("route path '{path}' must start with '/'"));
     }
     let mut router_key = String::with_capacity(path.len());
+    let mut template = String::with_capacity(path.len());
     let mut params: Vec<PathParam> = Vec::new();
     let mut rest = path;
     while let Some(open) = rest.find(['{', '}']) {
@@ -75,6 +79,7 @@ pub fn parse(path: &str) -> Result<PathPattern, String> {
             return Err(format!("route path '{path}' has an unmatched '}}'"));
         }
         router_key.push_str(&rest[..open]);
+        template.push_str(&rest[..open]);
         let after = &rest[open + 1..];
         let close = after
             .find('}')
@@ -114,6 +119,7 @@ pub fn parse(path: &str) -> Result<PathPattern, String> {
         } else {
             router_key.push_str(&format!("{{p{index}}}"));
         }
+        template.push_str(&format!("{{{name}}}"));
         params.push(PathParam {
             name: name.to_owned(),
             converter,
@@ -121,9 +127,11 @@ pub fn parse(path: &str) -> Result<PathPattern, String> {
         rest = tail;
     }
     router_key.push_str(rest);
+    template.push_str(rest);
     Ok(PathPattern {
         source: path.to_owned(),
         router_key,
+        template,
         params,
     })
 }
@@ -136,6 +144,7 @@ mod tests {
     fn typed_and_untyped_parameters() {
         let pattern = parse("/items/{item_id:int}/owners/{name}").unwrap();
         assert_eq!(pattern.router_key, "/items/{p0}/owners/{p1}");
+        assert_eq!(pattern.template, "/items/{item_id}/owners/{name}");
         assert_eq!(
             pattern.params,
             vec![

@@ -33,6 +33,8 @@ pub(crate) struct Route {
     pub params: Vec<CompiledParam>,
     pub body: Option<CompiledBody>,
     pub handler: Arc<dyn Handler>,
+    /// Its position among every route, in the order they were added.
+    pub index: usize,
     /// The path parameters' names, in path order.
     pub path_names: Vec<String>,
     pub wants_request: bool,
@@ -43,6 +45,7 @@ impl Route {
         spec: RouteSpec,
         pattern: &PathPattern,
         handler: Arc<dyn Handler>,
+        index: usize,
     ) -> Result<Self, String> {
         let params = spec
             .params
@@ -70,6 +73,7 @@ impl Route {
             params,
             body,
             handler,
+            index,
             path_names: pattern.params.iter().map(|p| p.name.clone()).collect(),
             wants_request: spec.wants_request,
         })
@@ -110,6 +114,7 @@ impl Node {
 pub struct RouterBuilder {
     nodes: Vec<(String, Node)>,
     by_key: HashMap<String, usize>,
+    templates: Vec<String>,
 }
 
 impl RouterBuilder {
@@ -124,9 +129,10 @@ impl RouterBuilder {
         let pattern = path::parse(&spec.path)?;
         let method = spec.method.clone();
         let label = format!("{method} {}", pattern.source);
-        let route =
-            Route::compile(spec, &pattern, handler).map_err(|e| format!("route {label}: {e}"))?;
-        let index = *self
+        let index = self.templates.len();
+        let route = Route::compile(spec, &pattern, handler, index)
+            .map_err(|e| format!("route {label}: {e}"))?;
+        let node_index = *self
             .by_key
             .entry(pattern.router_key.clone())
             .or_insert_with(|| {
@@ -138,13 +144,15 @@ impl RouterBuilder {
                 ));
                 self.nodes.len() - 1
             });
-        let node = &mut self.nodes[index].1;
+        let node = &mut self.nodes[node_index].1;
         if let Some((_, existing, _)) = node.methods.iter().find(|(m, _, _)| *m == method) {
             return Err(format!(
                 "routes {existing} and {label} cannot be told apart: \
                  both match the same requests"
             ));
         }
+        self.templates
+            .push(format!("{method} {}", pattern.template));
         node.methods.push((method, label, route));
         Ok(())
     }
@@ -171,7 +179,11 @@ impl RouterBuilder {
             keys.push(key);
             nodes.push(node);
         }
-        Ok(Router { matcher, nodes })
+        Ok(Router {
+            matcher,
+            nodes,
+            templates: self.templates,
+        })
     }
 }
 
@@ -189,6 +201,7 @@ pub(crate) enum Lookup<'r, 'p> {
 pub struct Router {
     matcher: matchit::Router<usize>,
     nodes: Vec<Node>,
+    templates: Vec<String>,
 }
 
 impl Router {
@@ -215,6 +228,12 @@ impl Router {
     }
 
     /// Every route as `METHOD /path`, in registration order.
+    /// Every route as `METHOD /path/{param}`, in the order they were added
+    /// (a route's index is its position here).
+    pub fn templates(&self) -> &[String] {
+        &self.templates
+    }
+
     pub fn routes(&self) -> impl Iterator<Item = &str> {
         self.nodes
             .iter()

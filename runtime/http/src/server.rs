@@ -189,10 +189,11 @@ where
                         let activity = Activity::new();
                         let watched = activity.clone();
                         let service = service_fn(move |request| {
+                            let began = app.timed().then(|| watched.request_began().into_std());
                             let serving = watched.begin();
                             let app = app.clone();
                             async move {
-                                let (response, exchange) = app.handle(request, peer).await;
+                                let (response, exchange) = app.handle(request, peer, began).await;
                                 // The request is served when its response has
                                 // been written, not when it is ready.
                                 Ok::<_, Infallible>(Delivery::wrap(response, exchange, serving))

@@ -35,7 +35,7 @@ error_log = logging.getLogger(ERROR)
 
 # Marks the console handlers configure_logging installed.
 _OURS = "_spikard_console"
-_ACCESS_FORMAT = '%s - "%s %s %s" %d%s %.2fms'
+_ACCESS_FORMAT = '%s - "%s %s %s" %d%s %.2fms%s'
 _PLAIN = logging.Formatter("%(message)s")
 
 # The console handler ``configure_logging`` installed for access records, if any.
@@ -154,15 +154,21 @@ def access_console() -> Callable[[list[str]], None] | None:
     return console.write_chunks if log.isEnabledFor(logging.INFO) else None
 
 
-def write_access(batch: list[tuple[str | None, str, str, str, int, float, bool]]) -> None:
+AccessBatch = list[tuple[str | None, str, str, str, int, float, bool, list[tuple[str, float]] | None]]
+
+
+def write_access(batch: AccessBatch) -> None:
     """Called by the runtime with ``(client, method, target, http_version, status,
-    seconds, cut)`` records, oldest first."""
+    seconds, cut, stages)`` records, oldest first; ``stages`` lists ``(name,
+    milliseconds)`` when ``--access-log-stages`` is on."""
     log = access_log
     if not log.isEnabledFor(logging.INFO):
         return
     make, handle, name = log.makeRecord, log.handle, log.name
-    for client, method, target, version, status, seconds, cut in batch:
+    for client, method, target, version, status, seconds, cut, stages in batch:
         ms = seconds * 1000.0
+        staged = dict(stages) if stages is not None else None
+        shown = "".join(f" {name}={took:.3f}" for name, took in stages) if stages else ""
         # Made directly: logging's caller lookup would cost more than the line.
         record = make(
             name,
@@ -170,7 +176,7 @@ def write_access(batch: list[tuple[str | None, str, str, str, int, float, bool]]
             "",
             0,
             _ACCESS_FORMAT,
-            (client or "-", method, target, version, status, " cut" if cut else "", ms),
+            (client or "-", method, target, version, status, " cut" if cut else "", ms, shown),
             None,
             extra={
                 "client_addr": client,
@@ -180,6 +186,7 @@ def write_access(batch: list[tuple[str | None, str, str, str, int, float, bool]]
                 "status_code": status,
                 "duration_ms": ms,
                 "cut": cut,
+                "stages_ms": staged,
             },
         )
         handle(record)

@@ -51,6 +51,9 @@ class ServeOptions:
     # Set by the supervisor: its table of connections per worker, and this worker's slot.
     peers_fd: int = -1
     peer_slot: int = 0
+    server_timing: bool = False  # stage times in a Server-Timing header on every response
+    stage_stats: bool = True  # stage statistics per route, for spikard.stats
+    access_log_stages: bool = False  # stage times in each access line
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,36 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import Any, Literal, Protocol, final
 
-__all__ = ["Completion", "Server", "__version__", "check_forwarded_allow_ips", "parse_path"]
+__all__ = [
+    "STAGES",
+    "Completion",
+    "Server",
+    "__version__",
+    "check_forwarded_allow_ips",
+    "parse_path",
+    "stats_reset",
+    "stats_snapshot",
+]
 
 __version__: str
+
+STAGES: tuple[str, ...]
+"""The stages of a request, in order: ``parse``, ``validate``, ``ffi``, ``handler``,
+``response`` (``runtime/http/src/stages.rs``)."""
+
+# (count, mean, p50, p90, p99, max), in nanoseconds
+_SummaryRow = tuple[int, float, int, int, int, int]
+# (route, one summary per stage in STAGES order, the total's summary, responses per
+# status class 1xx..5xx)
+_RouteRow = tuple[str, list[_SummaryRow], _SummaryRow, list[int]]
+
+def stats_snapshot() -> list[_RouteRow] | None:
+    """Every route's stage statistics in the app this process serves (the latest
+    started), one row per route template and a last one, ``unrouted``; ``None``
+    when nothing here has served with statistics on."""
+
+def stats_reset() -> None:
+    """Forgets everything the statistics counted so far."""
 
 def parse_path(path: str) -> list[tuple[str, str | None]]:
     """Splits a route path into its parameters: ``[(name, converter or None), ...]``.
@@ -180,8 +207,9 @@ class _Answers(Protocol):
     ) -> Any: ...
 
 # (client, method, target, http_version, status, seconds, cut: the response was not
-# delivered whole)
-_AccessRecord = tuple[str | None, str, str, str, int, float, bool]
+# delivered whole, stages: (name, milliseconds) of each stage reached when the log
+# shows them)
+_AccessRecord = tuple[str | None, str, str, str, int, float, bool, list[tuple[str, float]] | None]
 
 class _ServerLog(Protocol):
     """The module ``spikard._logging``, called by access.rs and server.rs."""
@@ -229,6 +257,12 @@ class _ServeOptions(Protocol):
     def peers_fd(self) -> int: ...
     @property
     def peer_slot(self) -> int: ...
+    @property
+    def server_timing(self) -> bool: ...
+    @property
+    def stage_stats(self) -> bool: ...
+    @property
+    def access_log_stages(self) -> bool: ...
 
 # -- Exports ---------------------------------------------------------------------------
 

@@ -170,6 +170,26 @@ def _parser(plugins: dict[str, EntryPoint]) -> argparse.ArgumentParser:
     )
     logs.add_argument("--debug", action="store_true", help="show tracebacks in 500 responses")
 
+    timing = run.add_argument_group(
+        "stage timing", "each request is timed in five stages: parse, validate, ffi, handler, response"
+    )
+    timing.add_argument(
+        "--server-timing",
+        action="store_true",
+        help="send each request's stage times in a Server-Timing header (browsers' developer tools show them)",
+    )
+    timing.add_argument(
+        "--access-log-stages",
+        action="store_true",
+        help="add each request's stage times (milliseconds) to its access line",
+    )
+    timing.add_argument(
+        "--stage-stats",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="keep latency histograms per route and stage, read with spikard.stats",
+    )
+
     proxy = run.add_argument_group("behind a proxy")
     proxy.add_argument(
         "--proxy-headers",
@@ -205,6 +225,8 @@ def _check(args: argparse.Namespace) -> str | None:
         return "--uds and --fd cannot be used together"
     if (args.uds or args.fd is not None) and (hasattr(args, "host") or hasattr(args, "port")):
         return f"--host and --port do not apply with {'--uds' if args.uds else '--fd'}"
+    if args.access_log_stages and not args.access_log:
+        return "--access-log-stages needs the access log (drop --no-access-log)"
     if args.root_path and not args.root_path.startswith("/"):
         return f"--root-path must start with '/' (got {args.root_path!r})"
     return _check_allow_ips(args.forwarded_allow_ips)
@@ -231,6 +253,9 @@ def _options(args: argparse.Namespace) -> ServeOptions:
         proxy_headers=args.proxy_headers,
         forwarded_allow_ips=args.forwarded_allow_ips,
         root_path=args.root_path,
+        server_timing=args.server_timing,
+        stage_stats=args.stage_stats,
+        access_log_stages=args.access_log_stages,
     )
 
 

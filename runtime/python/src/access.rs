@@ -26,7 +26,7 @@ pub struct AccessSink {
     /// through logging one by one.
     pub console: Py<PyAny>,
     /// `(records) -> None` with `(client, method, target, http_version, status,
-    /// seconds, cut)` tuples.
+    /// seconds, cut, stages)` tuples (`stages`: `[(name, milliseconds)]` or `None`).
     pub records: Py<PyAny>,
 }
 
@@ -77,6 +77,12 @@ fn write(py: Python<'_>, sink: &AccessSink, records: &[AccessRecord]) -> PyResul
             r.status,
             r.duration.as_secs_f64(),
             r.cut,
+            r.stages.map(|times| {
+                times
+                    .reached()
+                    .map(|(stage, nanos)| (stage.name(), nanos as f64 / 1e6))
+                    .collect::<Vec<_>>()
+            }),
         ))?;
     }
     sink.records.call1(py, (written,))?;

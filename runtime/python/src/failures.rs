@@ -5,13 +5,14 @@
 use std::sync::Arc;
 
 use http::request::Parts;
-use http::{Method, Response, StatusCode};
+use http::{Method, StatusCode};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyString, PyTuple};
 use serde_json::Value;
 use spikard_http::{
-    Fallback, FieldError, HandlerError, HandlerFuture, LocSegment, Remote, ResponseBody,
+    Answer, Fallback, FieldError, HandlerError, HandlerFuture, HandlerLaps, HandlerResult,
+    LocSegment, Remote,
 };
 
 use crate::bridge::{Bridge, Started};
@@ -129,24 +130,26 @@ pub fn run_error_handler(
             let bridge = bridge.clone();
             let label = label.clone();
             return Box::pin(async move {
-                let finished = receiver.await.map_err(|_| HandlerError {
-                    detail: Some(format!(
-                        "{label}: the exception handler ended without an answer"
-                    )),
-                })?;
-                Python::attach(|py| {
-                    finished
-                        .bind(py)
-                        .call_method0(pyo3::intern!(py, "result"))
-                        .and_then(|value| explicit_response(py, &bridge, &label, &value))
-                        .map_err(|error| fault(py, &bridge, &label, error))
-                })
+                let result = match receiver.await {
+                    Ok(finished) => Python::attach(|py| {
+                        finished
+                            .bind(py)
+                            .call_method0(pyo3::intern!(py, "result"))
+                            .and_then(|value| explicit_response(py, &bridge, &label, &value))
+                            .map_err(|error| fault(py, &bridge, &label, error))
+                    }),
+                    Err(_) => Err(HandlerError {
+                        detail: Some(format!(
+                            "{label}: the exception handler ended without an answer"
+                        )),
+                    }),
+                };
+                Answer::from(result)
             });
         }
         Err(error) => Err(error),
     };
-    let answer = answered.map_err(|error| fault(py, bridge, label, error));
-    Box::pin(std::future::ready(answer))
+    ready(answered.map_err(|error| fault(py, bridge, label, error)))
 }
 
 /// An app's handler for `RequestValidationError`, for a request that failed
@@ -172,7 +175,7 @@ pub fn validation_answer(
         });
         match made {
             Ok((bound, request)) => run_error_handler(py, bridge, label, bound, request),
-            Err(error) => Box::pin(std::future::ready(Err(fault(py, bridge, label, error)))),
+            Err(error) => ready(Err(fault(py, bridge, label, error))),
         }
     }))
 }
@@ -211,18 +214,18 @@ impl Fallback for PythonFallback {
             };
             Some(match request_object(py, &self.bridge, parts) {
                 Ok(request) => run_error_handler(py, &self.bridge, &label, handler, request),
-                Err(error) => Box::pin(std::future::ready(Err(fault(
-                    py,
-                    &self.bridge,
-                    &label,
-                    error,
-                )))),
+                Err(error) => ready(Err(fault(py, &self.bridge, &label, error))),
             })
         })
     }
 }
 
-/// An answer made without entering a handler.
-pub fn ready(answer: Result<Response<ResponseBody>, HandlerError>) -> HandlerFuture {
-    Box::pin(std::future::ready(answer))
+/// An answer already in hand.
+pub fn ready(result: HandlerResult) -> HandlerFuture {
+    ready_with(result, HandlerLaps::default())
+}
+
+/// An answer already in hand, with the laps of the handler that made it.
+pub fn ready_with(result: HandlerResult, laps: HandlerLaps) -> HandlerFuture {
+    Box::pin(std::future::ready(Answer { result, laps }))
 }

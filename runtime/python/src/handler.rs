@@ -1,18 +1,21 @@
 //! `PythonHandler`: the core's `Handler` for a Python endpoint.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use http::Response;
 use pyo3::prelude::*;
 use spikard_http::{
-    FieldError, Handler, HandlerError, HandlerFuture, InvalidRequest, Problem, RequestData,
-    ResponseBody,
+    Answer, FieldError, Handler, HandlerError, HandlerFuture, HandlerLaps, InvalidRequest, Problem,
+    RequestData, ResponseBody,
 };
 use tokio::sync::oneshot;
 
 use crate::bridge::{Bridge, Started};
 use crate::convert::{build_args, into_response, request_object, RequestParts};
-use crate::failures::{fault, ready, rejection_errors, run_error_handler, validation_answer};
+use crate::failures::{
+    fault, ready, ready_with, rejection_errors, run_error_handler, validation_answer,
+};
 use crate::plan::HandlerPlan;
 
 pub struct PythonHandler {
@@ -39,10 +42,18 @@ impl PythonHandler {
         }
     }
 
-    /// Builds the arguments, calls the endpoint and takes its first step.
-    fn start(&self, py: Python<'_>, request: &RequestData) -> Result<Outcome, HandlerError> {
+    /// Builds the arguments, calls the endpoint and takes its first step,
+    /// lapping `ffi` and (unless it suspended) `handler` when the request is timed.
+    fn start(
+        &self,
+        py: Python<'_>,
+        request: &RequestData,
+        laps: &mut HandlerLaps,
+    ) -> Result<Outcome, HandlerError> {
         let (bridge, plan) = (&self.bridge, &self.plan);
-        let args = match build_args(py, bridge, plan, request) {
+        let built = build_args(py, bridge, plan, request);
+        lap(&mut laps.ffi, request.timed);
+        let args = match built {
             Ok(args) => args,
             Err(rejected) if rejected.loc.is_empty() => {
                 return Err(fault(py, bridge, &plan.label, rejected.error))
@@ -58,6 +69,9 @@ impl PythonHandler {
         } else {
             bridge.start_sync(py, &plan.endpoint, &args.values, kwnames)
         };
+        if !matches!(started, Ok(Started::Pending(_))) {
+            lap(&mut laps.handler, request.timed);
+        }
         let sub = args.sub_response.as_ref();
         Ok(match started {
             Ok(Started::Done(value)) => match into_response(py, bridge, plan, &value, sub) {
@@ -70,6 +84,24 @@ impl PythonHandler {
             Err(error) => Outcome::Raised(error),
         })
     }
+}
+
+/// Marks a stage's end now, when the request is timed.
+fn lap(at: &mut Option<Instant>, timed: bool) {
+    if timed {
+        *at = Some(Instant::now());
+    }
+}
+
+/// `answer` with the laps of the handler that led to it (an exception handler
+/// answering for the endpoint reports none of its own).
+fn with_laps(answer: HandlerFuture, laps: HandlerLaps) -> HandlerFuture {
+    Box::pin(async move {
+        Answer {
+            laps,
+            ..answer.await
+        }
+    })
 }
 
 /// Takes the result of a finished task or future and answers with it; the
@@ -131,41 +163,51 @@ fn on_exception(
 impl Handler for PythonHandler {
     fn call(&self, request: RequestData) -> HandlerFuture {
         let (bridge, plan) = (&self.bridge, &self.plan);
-        let started = Python::attach(|py| match self.start(py, &request) {
+        let mut laps = HandlerLaps::default();
+        let started = Python::attach(|py| match self.start(py, &request, &mut laps) {
             Ok(Outcome::Raised(error)) => Err(on_exception(py, bridge, plan, error, &request)),
             other => Ok(other),
         });
         let outcome = match started {
             Ok(Ok(outcome)) => outcome,
-            Ok(Err(error)) => return ready(Err(error)),
-            Err(answer) => return answer,
+            Ok(Err(error)) => return ready_with(Err(error), laps),
+            Err(answer) => return with_laps(answer, laps),
         };
         match outcome {
-            Outcome::Ready(response) => ready(Ok(response)),
+            Outcome::Ready(response) => ready_with(Ok(response), laps),
             Outcome::Raised(_) => unreachable!("answered by on_exception above"),
             Outcome::Invalid(errors) => {
                 let parts = RequestParts::of(&request);
-                validation_answer(bridge, &plan.label, parts, request.body.as_ref(), errors)
-                    .unwrap_or_else(|errors| ready(Ok(Problem::validation(errors).into_response())))
+                let answer =
+                    validation_answer(bridge, &plan.label, parts, request.body.as_ref(), errors)
+                        .unwrap_or_else(|errors| {
+                            ready(Ok(Problem::validation(errors).into_response()))
+                        });
+                with_laps(answer, laps)
             }
             Outcome::Wait(receiver, sub) => {
                 let bridge = bridge.clone();
                 let plan = plan.clone();
                 Box::pin(async move {
-                    let finished = receiver.await.map_err(|_| HandlerError {
-                        detail: Some(format!(
-                            "{}: the handler's task ended without an answer",
-                            plan.label
-                        )),
-                    })?;
+                    let finished = receiver.await;
+                    lap(&mut laps.handler, request.timed);
+                    let Ok(finished) = finished else {
+                        let detail =
+                            format!("{}: the handler's task ended without an answer", plan.label);
+                        let result = Err(HandlerError {
+                            detail: Some(detail),
+                        });
+                        return Answer { result, laps };
+                    };
                     let next = Python::attach(|py| {
                         finish(py, &bridge, &plan, finished, sub)
                             .map_err(|error| on_exception(py, &bridge, &plan, error, &request))
                     });
-                    match next {
-                        Ok(answer) => answer,
-                        Err(handled) => handled.await,
-                    }
+                    let result = match next {
+                        Ok(result) => result,
+                        Err(handled) => handled.await.result,
+                    };
+                    Answer { result, laps }
                 })
             }
         }

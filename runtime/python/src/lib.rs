@@ -12,6 +12,7 @@ mod failures;
 mod handler;
 mod plan;
 mod server;
+mod stats;
 mod values;
 
 use pyo3::exceptions::PyValueError;
@@ -47,6 +48,12 @@ fn _spikard(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<bridge::Completion>()?;
     m.add_function(wrap_pyfunction!(parse_path, m)?)?;
     m.add_function(wrap_pyfunction!(check_forwarded_allow_ips, m)?)?;
+    m.add_function(wrap_pyfunction!(stats::stats_snapshot, m)?)?;
+    m.add_function(wrap_pyfunction!(stats::stats_reset, m)?)?;
+    m.add(
+        "STAGES",
+        pyo3::types::PyTuple::new(m.py(), stats::stage_names())?,
+    )?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

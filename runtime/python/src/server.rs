@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use pyo3::exceptions::{PyOSError, PyValueError};
 use pyo3::prelude::*;
-use spikard_http::{AccessLog, App, AppConfig, Peers, ProxyTrust, RouterBuilder, ServerConfig};
+use spikard_http::{
+    AccessLog, App, AppConfig, Peers, ProxyTrust, RouterBuilder, ServerConfig, StageStats,
+};
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::{watch, Notify};
 
@@ -18,6 +20,7 @@ use crate::bridge::{drive_loop, Bridge, ServeContext};
 use crate::failures::PythonFallback;
 use crate::handler::PythonHandler;
 use crate::plan::RoutePlan;
+use crate::stats;
 
 /// `spikard._server.ServeOptions`
 #[derive(FromPyObject)]
@@ -44,6 +47,12 @@ pub struct ServeOptions {
     /// this worker's slot in it; -1 when the socket is not shared.
     pub peers_fd: RawFd,
     pub peer_slot: usize,
+    /// Send each request's stage times in a `Server-Timing` header.
+    pub server_timing: bool,
+    /// Record stage statistics for `spikard.stats`.
+    pub stage_stats: bool,
+    /// Show each request's stage times in its access line.
+    pub access_log_stages: bool,
 }
 
 impl ServeOptions {
@@ -230,8 +239,18 @@ impl Server {
                 proxy,
                 body_stall: (options.header_read_timeout > 0.0)
                     .then(|| Duration::from_secs_f64(options.header_read_timeout)),
+                server_timing: options.server_timing,
+                access_log_stages: options.access_log_stages,
             },
         );
+        if options.stage_stats {
+            let templates = app.router().templates().to_vec();
+            let recorded = StageStats::new(templates)
+                .map_err(|e| PyOSError::new_err(format!("cannot map the statistics: {e}")))?;
+            let recorded = Arc::new(recorded);
+            stats::publish(recorded.clone());
+            app = app.with_stats(recorded);
+        }
         let access_log = options
             .access_log
             .then(|| Arc::new(AccessLog::new(access::BATCH)));

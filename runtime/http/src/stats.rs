@@ -1,0 +1,299 @@
+//! Stage statistics: per route template and stage, a latency histogram, and
+//! per route a count of responses by status class.
+//!
+//! Requests record with a few relaxed atomic additions and no lock: each
+//! histogram is a row of atomic counters laid out exactly as an HDR histogram
+//! of two significant digits (the `hdrhistogram` crate's layout, 1 ns to
+//! about 137 s). Readers copy the counters into `hdrhistogram::Histogram`s,
+//! which give the quantiles and merge processes. The counters live in one
+//! memory map, zero-filled and committed page by page as values land.
+
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use hdrhistogram::Histogram;
+use memmap2::MmapMut;
+
+use crate::stages::{Stage, StageTimes};
+
+/// The name statistics give requests that matched no route.
+pub const UNROUTED: &str = "unrouted";
+
+/// A value has this many significant decimal digits…
+const SIGNIFICANT_DIGITS: u8 = 2;
+/// …so each power of two splits into `2^HALF_MAGNITUDE` counters.
+const HALF_MAGNITUDE: u32 = 7;
+const SUB_BUCKET_MASK: u64 = (1 << (HALF_MAGNITUDE + 1)) - 1;
+/// Longer durations count as this one (about 137 s).
+const HIGHEST: u64 = (1 << 37) - 1;
+/// Counters per histogram: 30 powers of two of 128 each, the first of 256.
+const BUCKETS: usize = ((37 - HALF_MAGNITUDE as usize) + 1) << HALF_MAGNITUDE;
+
+/// What each route keeps: a histogram per stage and one of the total, each
+/// after its sum; then responses by status class (1xx … 5xx).
+const SERIES: usize = Stage::ALL.len() + 1;
+const SERIES_LEN: usize = 1 + BUCKETS;
+const STATUS_CLASSES: usize = 5;
+const ROUTE_LEN: usize = SERIES * SERIES_LEN + STATUS_CLASSES;
+const TOTAL: usize = Stage::ALL.len();
+
+/// The counter of a duration in nanoseconds (HDR's index, unit 1 ns).
+fn bucket_of(nanos: u64) -> usize {
+    let value = nanos.min(HIGHEST);
+    let bucket = (63 - HALF_MAGNITUDE - (value | SUB_BUCKET_MASK).leading_zeros()) as usize;
+    let sub_bucket = (value >> bucket) as usize;
+    ((bucket + 1) << HALF_MAGNITUDE) + sub_bucket - (1 << HALF_MAGNITUDE)
+}
+
+/// The lowest duration counted by counter `index`.
+fn lowest_of(index: usize) -> u64 {
+    let half = 1usize << HALF_MAGNITUDE;
+    match (index >> HALF_MAGNITUDE).checked_sub(1) {
+        Some(bucket) if bucket > 0 => (((index & (half - 1)) + half) as u64) << bucket,
+        _ => index as u64,
+    }
+}
+
+/// The statistics of one process's routes.
+pub struct StageStats {
+    /// Route templates in the router's order, then [`UNROUTED`].
+    routes: Vec<String>,
+    map: MmapMut,
+}
+
+impl StageStats {
+    /// Statistics for `routes` (in the router's order) and unrouted requests.
+    pub fn new(mut routes: Vec<String>) -> io::Result<Self> {
+        routes.push(UNROUTED.to_owned());
+        let map = MmapMut::map_anon(routes.len() * ROUTE_LEN * 8)?;
+        Ok(StageStats { routes, map })
+    }
+
+    /// The index unrouted requests record under.
+    pub fn unrouted(&self) -> usize {
+        self.routes.len() - 1
+    }
+
+    pub fn routes(&self) -> &[String] {
+        &self.routes
+    }
+
+    fn counters(&self) -> &[AtomicU64] {
+        // SAFETY: the map is page-aligned, a whole number of u64s, zero-filled,
+        // only ever accessed through these atomics, and lives as long as `self`.
+        unsafe {
+            std::slice::from_raw_parts(self.map.as_ptr().cast::<AtomicU64>(), self.map.len() / 8)
+        }
+    }
+
+    fn route(&self, route: usize) -> &[AtomicU64] {
+        let route = route.min(self.unrouted());
+        &self.counters()[route * ROUTE_LEN..(route + 1) * ROUTE_LEN]
+    }
+
+    /// Counts one request of `route` that ended with `status` after `times`.
+    pub fn record(&self, route: usize, status: u16, times: &StageTimes) {
+        let counters = self.route(route);
+        for (stage, nanos) in times.reached() {
+            add(&counters[stage as usize * SERIES_LEN..], nanos);
+        }
+        add(&counters[TOTAL * SERIES_LEN..], times.total_nanos());
+        let class = usize::from(status / 100).clamp(1, STATUS_CLASSES) - 1;
+        counters[SERIES * SERIES_LEN + class].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Every route's figures as they are now.
+    pub fn snapshot(&self) -> Vec<RouteFigures> {
+        (0..self.routes.len())
+            .map(|i| {
+                let counters = self.route(i);
+                let series =
+                    |s: usize| Series::read(&counters[s * SERIES_LEN..(s + 1) * SERIES_LEN]);
+                let mut statuses = [0; STATUS_CLASSES];
+                for (class, count) in statuses.iter_mut().enumerate() {
+                    *count = counters[SERIES * SERIES_LEN + class].load(Ordering::Relaxed);
+                }
+                RouteFigures {
+                    route: self.routes[i].clone(),
+                    stages: Stage::ALL.map(|stage| series(stage as usize)),
+                    total: series(TOTAL),
+                    statuses,
+                }
+            })
+            .collect()
+    }
+
+    /// Forgets everything counted so far.
+    pub fn reset(&self) {
+        for counter in self.counters() {
+            // Most counters are zero; writing them all would commit every page.
+            if counter.load(Ordering::Relaxed) != 0 {
+                counter.store(0, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// Adds `nanos` to the histogram (sum, then counters) at the start of `series`.
+fn add(series: &[AtomicU64], nanos: u64) {
+    series[0].fetch_add(nanos, Ordering::Relaxed);
+    series[1 + bucket_of(nanos)].fetch_add(1, Ordering::Relaxed);
+}
+
+/// One histogram, copied out.
+#[derive(Clone, Debug)]
+pub struct Series {
+    pub histogram: Histogram<u64>,
+    /// Of every value recorded, exactly (the histogram's mean is rounded).
+    pub sum_nanos: u64,
+}
+
+impl Series {
+    fn read(counters: &[AtomicU64]) -> Self {
+        let mut histogram = empty_histogram();
+        for (index, counter) in counters[1..].iter().enumerate() {
+            let count = counter.load(Ordering::Relaxed);
+            if count != 0 {
+                // In range by construction: HIGHEST is within the histogram's bounds.
+                let _ = histogram.record_n(lowest_of(index), count);
+            }
+        }
+        Series {
+            histogram,
+            sum_nanos: counters[0].load(Ordering::Relaxed),
+        }
+    }
+
+    pub fn count(&self) -> u64 {
+        self.histogram.len()
+    }
+
+    /// Adds another process's figures.
+    pub fn merge(&mut self, other: &Series) {
+        // Same bounds and precision on both sides, so adding cannot fail.
+        let _ = self.histogram.add(&other.histogram);
+        self.sum_nanos = self.sum_nanos.saturating_add(other.sum_nanos);
+    }
+
+    /// Count, mean, p50, p90, p99 and max, in nanoseconds (zeros when empty).
+    pub fn summary(&self) -> Summary {
+        let count = self.count();
+        if count == 0 {
+            return Summary::default();
+        }
+        let h = &self.histogram;
+        Summary {
+            count,
+            mean: self.sum_nanos as f64 / count as f64,
+            p50: h.value_at_quantile(0.5),
+            p90: h.value_at_quantile(0.9),
+            p99: h.value_at_quantile(0.99),
+            max: h.max(),
+        }
+    }
+}
+
+fn empty_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, HIGHEST, SIGNIFICANT_DIGITS)
+        .expect("constant bounds and precision are valid")
+}
+
+/// A histogram's figures, in nanoseconds.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Summary {
+    pub count: u64,
+    pub mean: f64,
+    pub p50: u64,
+    pub p90: u64,
+    pub p99: u64,
+    pub max: u64,
+}
+
+/// One route's statistics, copied out.
+#[derive(Clone, Debug)]
+pub struct RouteFigures {
+    /// `GET /items/{item_id}`, or [`UNROUTED`].
+    pub route: String,
+    /// Per stage, in [`Stage::ALL`] order.
+    pub stages: [Series; 5],
+    pub total: Series,
+    /// Responses by status class: 1xx, 2xx, 3xx, 4xx, 5xx.
+    pub statuses: [u64; STATUS_CLASSES],
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stages::Clock;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn counters_match_the_hdrhistogram_layout() {
+        let reference = empty_histogram();
+        for nanos in [
+            0, 1, 127, 255, 256, 257, 511, 512, 4_000, 1_000_000, HIGHEST,
+        ] {
+            let index = bucket_of(nanos);
+            assert!(index < BUCKETS, "{nanos}");
+            let lowest = lowest_of(index);
+            assert_eq!(lowest, reference.lowest_equivalent(nanos), "{nanos}");
+            assert_eq!(bucket_of(lowest), index);
+        }
+        assert_eq!(bucket_of(u64::MAX), BUCKETS - 1);
+    }
+
+    /// A request that was parsed, then refused, after `total_micros`.
+    fn times(total_micros: u64) -> StageTimes {
+        let start = Instant::now();
+        let mut clock = Clock::start(start);
+        clock.lap(Stage::Parse);
+        clock.finish(start + Duration::from_micros(total_micros))
+    }
+
+    #[test]
+    fn records_land_under_their_route_and_status_class() {
+        let stats = StageStats::new(vec!["GET /a".into(), "GET /b/{id}".into()]).unwrap();
+        for total in 1..=100 {
+            stats.record(1, 200, &times(total * 10));
+        }
+        stats.record(stats.unrouted(), 404, &times(5));
+        let figures = stats.snapshot();
+        assert_eq!(figures.len(), 3);
+        assert_eq!(figures[0].total.count(), 0);
+        let b = &figures[1];
+        assert_eq!(b.route, "GET /b/{id}");
+        assert_eq!(b.statuses, [0, 100, 0, 0, 0]);
+        assert_eq!(b.stages[0].count(), 100);
+        assert_eq!(b.stages[1].count(), 0);
+        let total = b.total.summary();
+        assert_eq!(total.count, 100);
+        assert!((total.mean - 505_000.0).abs() < 1.0);
+        // Two significant digits: within 1% of 500 µs and 990 µs.
+        assert!(
+            (total.p50 as f64 - 500_000.0).abs() < 5_000.0,
+            "{}",
+            total.p50
+        );
+        assert!(
+            (total.p99 as f64 - 990_000.0).abs() < 10_000.0,
+            "{}",
+            total.p99
+        );
+        assert_eq!(figures[2].route, UNROUTED);
+        assert_eq!(figures[2].statuses[3], 1);
+        stats.reset();
+        assert!(stats.snapshot().iter().all(|r| r.total.count() == 0));
+    }
+
+    #[test]
+    fn series_from_two_processes_merge() {
+        let one = StageStats::new(vec!["GET /".into()]).unwrap();
+        let two = StageStats::new(vec!["GET /".into()]).unwrap();
+        one.record(0, 200, &times(10));
+        two.record(0, 500, &times(30));
+        let mut merged = one.snapshot()[0].total.clone();
+        merged.merge(&two.snapshot()[0].total);
+        assert_eq!(merged.count(), 2);
+        assert_eq!(merged.sum_nanos, 40_000);
+    }
+}
