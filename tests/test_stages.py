@@ -152,7 +152,7 @@ def test_server_timing_over_http2(spikard_server):
 
 
 def test_statistics_agree_with_what_the_client_measured(spikard_server):
-    server = spikard_server(APP)
+    server = spikard_server(APP, args=["--stage-stats"])
     request(server, "POST", "/_stats/reset")
     connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
     took = []
@@ -179,7 +179,7 @@ def test_statistics_agree_with_what_the_client_measured(spikard_server):
 
 
 def test_refused_requests_count_under_parse_and_validate_with_their_status(spikard_server):
-    server = spikard_server(APP)
+    server = spikard_server(APP, args=["--stage-stats"])
     request(server, "POST", "/_stats/reset")
     for path in ("/items/1", "/items/2", "/items/x", "/items/1?limit=0"):
         request(server, "GET", path)
@@ -199,8 +199,9 @@ def test_refused_requests_count_under_parse_and_validate_with_their_status(spika
     assert route_stats(server)["GET /items/{item_id}"]["total"]["count"] == 0
 
 
-def test_statistics_can_be_turned_off(spikard_server):
-    server = spikard_server(APP, args=["--no-stage-stats"])
+@pytest.mark.parametrize("args", [[], ["--no-stage-stats"]])
+def test_statistics_are_off_unless_asked_for(spikard_server, args):
+    server = spikard_server(APP, args=args)
     request(server, "GET", "/items/1")
     assert route_stats(server) == {}
 

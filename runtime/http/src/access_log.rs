@@ -28,8 +28,9 @@ pub struct AccessRecord {
     /// From the request head being read to the response being written (or
     /// cut).
     pub duration: Duration,
-    /// Its stage times, when the log shows them.
-    pub stages: Option<StageTimes>,
+    /// Its stage times, when the log shows them (boxed: records are moved
+    /// and batched, most without them).
+    pub stages: Option<Box<StageTimes>>,
 }
 
 impl AccessRecord {

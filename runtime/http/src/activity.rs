@@ -26,6 +26,8 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use crate::stages;
+
 /// What an HTTP/2 connection begins with.
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0";
 
@@ -55,6 +57,8 @@ type Unflushed = Box<dyn FnOnce(bool) + Send>;
 /// response bodies and its watchdog.
 pub struct Activity {
     opened: Instant,
+    /// `opened` on the stage clock ([`stages::now`]).
+    opened_nanos: u64,
     phase: AtomicU8,
     /// When the current phase began, in nanoseconds since `opened`.
     since: AtomicU64,
@@ -153,6 +157,7 @@ impl Activity {
     pub fn new() -> Arc<Self> {
         Arc::new(Activity {
             opened: Instant::now(),
+            opened_nanos: stages::now(),
             phase: AtomicU8::new(READING_HEAD),
             since: AtomicU64::new(0),
             head_began: AtomicU64::new(0),
@@ -176,16 +181,16 @@ impl Activity {
         elapsed
     }
 
-    /// When the request whose service is about to be called began: the first
-    /// byte of its head on HTTP/1, now on HTTP/2 (its stream's headers are in)
-    /// or for a request that arrived while another was served (pipelined).
-    /// Called before [`Activity::begin`].
-    pub fn request_began(&self) -> Instant {
+    /// When ([`stages::now`]) the request whose service is about to be called
+    /// began: the first byte of its head on HTTP/1, now on HTTP/2 (its
+    /// stream's headers are in) or for a request that arrived while another
+    /// was served (pipelined). Called before [`Activity::begin`].
+    pub fn request_began(&self) -> u64 {
         if self.phase.load(Ordering::Relaxed) == READING_HEAD && !self.http2.load(Ordering::Relaxed)
         {
-            self.opened + Duration::from_nanos(self.head_began.load(Ordering::Relaxed))
+            self.opened_nanos + self.head_began.load(Ordering::Relaxed)
         } else {
-            Instant::now()
+            stages::now()
         }
     }
 
@@ -204,11 +209,8 @@ impl Activity {
     }
 
     fn bytes_arrived(&self) {
-        if self.http2.load(Ordering::Relaxed) {
-            return;
-        }
         match self.phase.load(Ordering::Relaxed) {
-            IDLE => {
+            IDLE if !self.http2.load(Ordering::Relaxed) => {
                 let now = self.enter(READING_HEAD);
                 self.head_began.store(now, Ordering::Relaxed);
             }

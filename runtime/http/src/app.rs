@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::FutureExt;
@@ -21,8 +21,9 @@ use crate::params::{self, RawInputs};
 use crate::problem::{allow_list, Problem};
 use crate::remote::{ProxyTrust, Remote};
 use crate::router::{Lookup, Router};
-use crate::stages::{Clock, HandlerLaps, Stage, StageTimes};
+use crate::stages::{self, Stage, StageTimes};
 use crate::stats::StageStats;
+use crate::timing::Timing;
 
 /// Request handling settings.
 #[derive(Clone, Debug)]
@@ -62,80 +63,40 @@ const CLIENT_CLOSED_REQUEST: u16 = 499;
 /// client left before the answer.
 pub struct Exchange {
     app: Arc<App>,
-    logged: Option<(AccessRecord, Instant)>,
+    /// Its record, and when it began ([`stages::now`]).
+    logged: Option<(AccessRecord, u64)>,
     /// Its response has no body to write (a HEAD request, a 204, 205 or 304), so
     /// none can be cut.
     bodiless: bool,
-    timing: Timing,
-    /// The status it was answered with.
-    status: u16,
-}
-
-/// Where one request is in its stages.
-struct Timing {
-    /// `None`: the app times nothing.
-    clock: Option<Clock>,
-    /// The route it matched (the statistics' unrouted entry until it does).
-    route: usize,
-    /// What its handler reported, once it answered.
-    laps: Option<HandlerLaps>,
-    /// Its stage times, once answered.
-    times: Option<StageTimes>,
-}
-
-impl Timing {
-    fn lap(&mut self, stage: Stage) {
-        if let Some(clock) = &mut self.clock {
-            clock.lap(stage);
-        }
-    }
 }
 
 impl Exchange {
-    fn begin(
-        app: Arc<App>,
-        record: Option<AccessRecord>,
-        head: bool,
-        began: Option<Instant>,
-    ) -> Self {
+    fn begin(app: Arc<App>, record: Option<AccessRecord>, head: bool, began: Option<u64>) -> Self {
         app.in_flight.fetch_add(1, Ordering::Relaxed);
-        let route = app.stats.as_ref().map_or(0, |stats| stats.unrouted());
         Exchange {
-            logged: record.map(|record| (record, began.unwrap_or_else(Instant::now))),
+            logged: record.map(|record| (record, began.unwrap_or_else(stages::now))),
             app,
             bodiless: head,
-            timing: Timing {
-                clock: began.map(Clock::start),
-                route,
-                laps: None,
-                times: None,
-            },
-            status: CLIENT_CLOSED_REQUEST,
         }
     }
 
-    /// Answered with `response`: its stage times are final, and go in its
-    /// `Server-Timing` header when the app sends them.
-    fn answered(&mut self, response: &mut Response<ResponseBody>) {
+    /// Answered with `response`, which took `times`: they go in its
+    /// `Server-Timing` header and access line when the app shows them.
+    fn answered(&mut self, response: &mut Response<ResponseBody>, times: Option<StageTimes>) {
         let status = response.status();
-        self.status = status.as_u16();
         self.bodiless |= status.is_informational() || framing::has_no_body(status);
+        let config = &self.app.config;
         if let Some((record, _)) = &mut self.logged {
             record.status = status.as_u16();
+            if config.access_log_stages {
+                record.stages = times.map(Box::new);
+            }
         }
-        let timing = &mut self.timing;
-        if let Some(clock) = &mut timing.clock {
-            let now = Instant::now();
-            if let Some(laps) = timing.laps {
-                clock.handled(laps, now);
-            }
-            let times = clock.finish(now);
-            timing.times = Some(times);
-            if self.app.config.server_timing {
-                if let Ok(value) = http::HeaderValue::try_from(times.server_timing()) {
-                    response.headers_mut().append(&SERVER_TIMING, value);
-                }
-            }
+        if let (Some(times), true) = (times, config.server_timing) {
+            // SAFETY: `server_timing` writes only visible ASCII and spaces.
+            let value =
+                unsafe { http::HeaderValue::from_maybe_shared_unchecked(times.server_timing()) };
+            response.headers_mut().append(&SERVER_TIMING, value);
         }
     }
 
@@ -152,19 +113,8 @@ impl Drop for Exchange {
         let app = &*self.app;
         app.in_flight.fetch_sub(1, Ordering::Relaxed);
         app.served.fetch_add(1, Ordering::Relaxed);
-        let timing = &self.timing;
-        // A request whose client left before the answer: the stages it finished.
-        let times = timing
-            .times
-            .or_else(|| timing.clock.map(|clock| clock.finish(Instant::now())));
-        if let (Some(stats), Some(times)) = (&app.stats, &times) {
-            stats.record(timing.route, self.status, times);
-        }
         if let (Some((mut record, started)), Some(log)) = (self.logged.take(), &app.access_log) {
-            record.duration = started.elapsed();
-            if app.config.access_log_stages {
-                record.stages = times;
-            }
+            record.duration = Duration::from_nanos(stages::now().saturating_sub(started));
             log.record(record);
         }
     }
@@ -249,7 +199,7 @@ impl App {
         self: Arc<Self>,
         request: Request<B>,
         peer: Option<SocketAddr>,
-        began: Option<Instant>,
+        began: Option<u64>,
     ) -> (Response<ResponseBody>, Exchange)
     where
         B: http_body::Body<Data = Bytes>,
@@ -274,9 +224,10 @@ impl App {
             stages: None,
         });
         let head = request.method() == Method::HEAD;
+        let mut timing = Timing::new(began, self.stats.as_ref());
         let mut exchange = Exchange::begin(self, record, head, began);
         let app = &*exchange.app;
-        let outcome = AssertUnwindSafe(app.dispatch(request, remote, &mut exchange.timing))
+        let outcome = AssertUnwindSafe(app.dispatch(request, remote, &mut timing))
             .catch_unwind()
             .await;
         let mut response = match outcome {
@@ -286,7 +237,8 @@ impl App {
                 Problem::internal(app.config.debug.then(|| panic_message(&*panic))).into_response()
             }
         };
-        exchange.answered(&mut response);
+        let times = timing.answered(response.status().as_u16());
+        exchange.answered(&mut response, times);
         (response, exchange)
     }
 
@@ -326,15 +278,7 @@ impl App {
                     .await;
             }
         };
-        if self.stats.is_some() {
-            timing.route = route.index;
-        }
-        let inputs = RawInputs {
-            path: &path_values,
-            query: head.uri.query(),
-            headers: &head.headers,
-        };
-        let found = params::extract(&route.params, &inputs);
+        timing.matched(route.index);
         let (limit, stall) = (self.config.max_body_size, self.config.body_stall);
         let (body, raw_body) = match &route.body {
             Some(spec) => match spec.read(&head.headers, body, limit, stall).await {
@@ -350,6 +294,13 @@ impl App {
             }
             None => (None, None),
         };
+        // After the body, so that what was found is not held while it arrives.
+        let inputs = RawInputs {
+            path: &path_values,
+            query: head.uri.query(),
+            headers: &head.headers,
+        };
+        let found = params::extract(&route.params, &inputs);
         timing.lap(Stage::Parse);
         let mut errors = Vec::new();
         let mut args = Vec::with_capacity(route.params.len());
@@ -384,7 +335,7 @@ impl App {
             path_params,
             head,
             remote,
-            timed: timing.clock.is_some(),
+            timed: timing.timed(),
         };
         self.answer(route.handler.call(request), timing).await
     }
@@ -414,7 +365,7 @@ impl App {
 
     async fn answer(&self, handled: HandlerFuture, timing: &mut Timing) -> Response<ResponseBody> {
         let answer = handled.await;
-        timing.laps = Some(answer.laps);
+        timing.handled(answer.laps);
         match answer.result {
             Ok(response) => response,
             Err(error) => {

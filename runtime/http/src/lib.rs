@@ -15,6 +15,7 @@ pub mod delivery;
 pub mod formats;
 pub mod framing;
 pub mod handler;
+pub mod metrics;
 pub mod params;
 pub mod path;
 pub mod peers;
@@ -24,6 +25,7 @@ pub mod router;
 pub mod server;
 pub mod stages;
 pub mod stats;
+mod timing;
 pub mod validation;
 pub mod watchdog;
 

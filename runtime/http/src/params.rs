@@ -125,6 +125,9 @@ pub(crate) enum Found<'a> {
 
 /// The parse pass: what the request carried for each parameter, as text.
 pub(crate) fn extract<'a>(params: &[CompiledParam], inputs: &RawInputs<'a>) -> Vec<Found<'a>> {
+    if params.is_empty() {
+        return Vec::new();
+    }
     let query: Vec<(Cow<'a, str>, Cow<'a, str>)> = match inputs.query {
         Some(q) if params.iter().any(|p| p.spec.source == ParamSource::Query) => {
             form_urlencoded::parse(q.as_bytes()).collect()

@@ -189,7 +189,7 @@ where
                         let activity = Activity::new();
                         let watched = activity.clone();
                         let service = service_fn(move |request| {
-                            let began = app.timed().then(|| watched.request_began().into_std());
+                            let began = app.timed().then(|| watched.request_began());
                             let serving = watched.begin();
                             let app = app.clone();
                             async move {

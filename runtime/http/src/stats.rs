@@ -6,9 +6,18 @@
 //! of two significant digits (the `hdrhistogram` crate's layout, 1 ns to
 //! about 137 s). Readers copy the counters into `hdrhistogram::Histogram`s,
 //! which give the quantiles and merge processes. The counters live in one
-//! memory map, zero-filled and committed page by page as values land.
+//! memory map, zero-filled and committed page by page as values land: private
+//! to the process, or a file other processes map too (a supervisor reads its
+//! workers' files, [`StageStats::open`]).
+//!
+//! A file begins with a header: the magic `SPKSTAT\0`, the layout version
+//! (u32), the number of routes (u32), the length of the names (u64) and the
+//! offset of the counters (u64), all little-endian; then the route names, one
+//! per line; then, page-aligned, the counters.
 
-use std::io;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use hdrhistogram::Histogram;
@@ -54,19 +63,110 @@ fn lowest_of(index: usize) -> u64 {
     }
 }
 
+const MAGIC: &[u8; 8] = b"SPKSTAT\0";
+const LAYOUT_VERSION: u32 = 1;
+const HEADER_LEN: usize = 32;
+const PAGE: usize = 4096;
+
 /// The statistics of one process's routes.
 pub struct StageStats {
     /// Route templates in the router's order, then [`UNROUTED`].
     routes: Vec<String>,
     map: MmapMut,
+    /// Where the counters begin in `map`.
+    offset: usize,
 }
 
 impl StageStats {
-    /// Statistics for `routes` (in the router's order) and unrouted requests.
+    /// Statistics for `routes` (in the router's order) and unrouted requests,
+    /// private to this process.
     pub fn new(mut routes: Vec<String>) -> io::Result<Self> {
         routes.push(UNROUTED.to_owned());
         let map = MmapMut::map_anon(routes.len() * ROUTE_LEN * 8)?;
-        Ok(StageStats { routes, map })
+        Ok(StageStats {
+            routes,
+            map,
+            offset: 0,
+        })
+    }
+
+    /// Like [`StageStats::new`], in a new file at `path` that other processes
+    /// can read with [`StageStats::open`].
+    pub fn create(path: &Path, mut routes: Vec<String>) -> io::Result<Self> {
+        routes.push(UNROUTED.to_owned());
+        let names = routes.join("\n");
+        let offset = (HEADER_LEN + names.len()).div_ceil(PAGE) * PAGE;
+        let mut header = Vec::with_capacity(offset);
+        header.extend_from_slice(MAGIC);
+        header.extend_from_slice(&LAYOUT_VERSION.to_le_bytes());
+        header.extend_from_slice(&(routes.len() as u32).to_le_bytes());
+        header.extend_from_slice(&(names.len() as u64).to_le_bytes());
+        header.extend_from_slice(&(offset as u64).to_le_bytes());
+        header.extend_from_slice(names.as_bytes());
+        // Made whole under another name first: a reader never sees a part.
+        let mut partial = path.as_os_str().to_owned();
+        partial.push(".partial");
+        let partial = Path::new(&partial);
+        if path.exists() {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("{} already exists", path.display()),
+            ));
+        }
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(partial)?;
+        file.write_all(&header)?;
+        // The counters: a sparse file, zero until written.
+        file.set_len((offset + routes.len() * ROUTE_LEN * 8) as u64)?;
+        let stats = Self::map(file, routes, offset)?;
+        std::fs::rename(partial, path)?;
+        Ok(stats)
+    }
+
+    /// The statistics another process keeps in the file at `path`.
+    pub fn open(path: &Path) -> io::Result<Self> {
+        let invalid = |what: &str| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{}: {what}", path.display()),
+            )
+        };
+        let mut file = OpenOptions::new().read(true).write(true).open(path)?;
+        let mut header = [0u8; HEADER_LEN];
+        file.read_exact(&mut header)?;
+        let word = |at: usize| u32::from_le_bytes(header[at..at + 4].try_into().unwrap());
+        let long = |at: usize| u64::from_le_bytes(header[at..at + 8].try_into().unwrap());
+        if &header[..8] != MAGIC {
+            return Err(invalid("not a spikard statistics file"));
+        }
+        if word(8) != LAYOUT_VERSION {
+            return Err(invalid("written by another version of spikard"));
+        }
+        let (count, names_len, offset) = (word(12) as usize, long(16) as usize, long(24) as usize);
+        let mut names = vec![0u8; names_len];
+        file.read_exact(&mut names)?;
+        let names = String::from_utf8(names).map_err(|_| invalid("route names are not UTF-8"))?;
+        let routes: Vec<String> = names.split('\n').map(str::to_owned).collect();
+        let expected = (offset + count * ROUTE_LEN * 8) as u64;
+        if routes.len() != count || offset % PAGE != 0 || file.metadata()?.len() != expected {
+            return Err(invalid("truncated or malformed"));
+        }
+        Self::map(file, routes, offset)
+    }
+
+    fn map(file: File, routes: Vec<String>, offset: usize) -> io::Result<Self> {
+        // SAFETY: the file's size never changes once created, and its counters
+        // are only ever accessed through atomics, by every process mapping it.
+        let map = unsafe { MmapMut::map_mut(&file)? };
+        Ok(StageStats {
+            routes,
+            map,
+            offset,
+        })
     }
 
     /// The index unrouted requests record under.
@@ -79,25 +179,29 @@ impl StageStats {
     }
 
     fn counters(&self) -> &[AtomicU64] {
-        // SAFETY: the map is page-aligned, a whole number of u64s, zero-filled,
-        // only ever accessed through these atomics, and lives as long as `self`.
+        let len = self.routes.len() * ROUTE_LEN;
+        // SAFETY: the counters start page-aligned and hold `len` u64s (checked
+        // when the map was made), are only ever accessed through these atomics,
+        // and live as long as `self`.
         unsafe {
-            std::slice::from_raw_parts(self.map.as_ptr().cast::<AtomicU64>(), self.map.len() / 8)
+            std::slice::from_raw_parts(self.map.as_ptr().add(self.offset).cast::<AtomicU64>(), len)
         }
     }
 
-    fn route(&self, route: usize) -> &[AtomicU64] {
-        let route = route.min(self.unrouted());
-        &self.counters()[route * ROUTE_LEN..(route + 1) * ROUTE_LEN]
+    fn route(&self, route: usize) -> &[AtomicU64; ROUTE_LEN] {
+        let start = route.min(self.unrouted()) * ROUTE_LEN;
+        self.counters()[start..start + ROUTE_LEN]
+            .try_into()
+            .expect("a route's counters are ROUTE_LEN long")
     }
 
     /// Counts one request of `route` that ended with `status` after `times`.
     pub fn record(&self, route: usize, status: u16, times: &StageTimes) {
         let counters = self.route(route);
         for (stage, nanos) in times.reached() {
-            add(&counters[stage as usize * SERIES_LEN..], nanos);
+            add(counters, stage as usize * SERIES_LEN, nanos);
         }
-        add(&counters[TOTAL * SERIES_LEN..], times.total_nanos());
+        add(counters, TOTAL * SERIES_LEN, times.total_nanos());
         let class = usize::from(status / 100).clamp(1, STATUS_CLASSES) - 1;
         counters[SERIES * SERIES_LEN + class].fetch_add(1, Ordering::Relaxed);
     }
@@ -134,10 +238,28 @@ impl StageStats {
     }
 }
 
-/// Adds `nanos` to the histogram (sum, then counters) at the start of `series`.
-fn add(series: &[AtomicU64], nanos: u64) {
-    series[0].fetch_add(nanos, Ordering::Relaxed);
-    series[1 + bucket_of(nanos)].fetch_add(1, Ordering::Relaxed);
+/// Adds `more` (another process's figures) into `into`, route by route name;
+/// routes only `more` has are added in its order, [`UNROUTED`] kept last.
+pub fn merge(into: &mut Vec<RouteFigures>, more: Vec<RouteFigures>) {
+    for figures in more {
+        match into.iter_mut().find(|known| known.route == figures.route) {
+            Some(known) => known.add(&figures),
+            None => {
+                let at = into
+                    .iter()
+                    .position(|known| known.route == UNROUTED)
+                    .filter(|_| figures.route != UNROUTED)
+                    .unwrap_or(into.len());
+                into.insert(at, figures);
+            }
+        }
+    }
+}
+
+/// Adds `nanos` to the histogram (its sum, then its counters) at `series`.
+fn add(counters: &[AtomicU64; ROUTE_LEN], series: usize, nanos: u64) {
+    counters[series].fetch_add(nanos, Ordering::Relaxed);
+    counters[series + 1 + bucket_of(nanos)].fetch_add(1, Ordering::Relaxed);
 }
 
 /// One histogram, copied out.
@@ -209,6 +331,18 @@ pub struct Summary {
     pub max: u64,
 }
 
+impl RouteFigures {
+    fn add(&mut self, other: &RouteFigures) {
+        for (mine, theirs) in self.stages.iter_mut().zip(&other.stages) {
+            mine.merge(theirs);
+        }
+        self.total.merge(&other.total);
+        for (mine, theirs) in self.statuses.iter_mut().zip(other.statuses) {
+            *mine += theirs;
+        }
+    }
+}
+
 /// One route's statistics, copied out.
 #[derive(Clone, Debug)]
 pub struct RouteFigures {
@@ -225,7 +359,6 @@ pub struct RouteFigures {
 mod tests {
     use super::*;
     use crate::stages::Clock;
-    use std::time::{Duration, Instant};
 
     #[test]
     fn counters_match_the_hdrhistogram_layout() {
@@ -244,10 +377,10 @@ mod tests {
 
     /// A request that was parsed, then refused, after `total_micros`.
     fn times(total_micros: u64) -> StageTimes {
-        let start = Instant::now();
+        let start = crate::stages::now();
         let mut clock = Clock::start(start);
         clock.lap(Stage::Parse);
-        clock.finish(start + Duration::from_micros(total_micros))
+        clock.finish(start + total_micros * 1000)
     }
 
     #[test]
@@ -283,6 +416,37 @@ mod tests {
         assert_eq!(figures[2].statuses[3], 1);
         stats.reset();
         assert!(stats.snapshot().iter().all(|r| r.total.count() == 0));
+    }
+
+    #[test]
+    fn a_file_is_read_by_another_mapping_and_merged_by_route_name() {
+        let dir = std::env::temp_dir().join(format!("spikard-stats-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("worker.stats");
+        let _ = std::fs::remove_file(&path);
+        let writer = StageStats::create(&path, vec!["GET /a".into(), "GET /b".into()]).unwrap();
+        assert!(
+            StageStats::create(&path, vec![]).is_err(),
+            "never overwrites"
+        );
+        writer.record(1, 201, &times(7));
+        let reader = StageStats::open(&path).unwrap();
+        assert_eq!(reader.routes(), ["GET /a", "GET /b", UNROUTED]);
+        writer.record(1, 503, &times(9));
+        let mut merged = reader.snapshot();
+        assert_eq!(merged[1].statuses, [0, 1, 0, 0, 1]);
+        // Another process, after a reload: one route gone, one new.
+        let other = StageStats::new(vec!["GET /b".into(), "GET /c".into()]).unwrap();
+        other.record(0, 200, &times(3));
+        other.record(2, 404, &times(1));
+        merge(&mut merged, other.snapshot());
+        let names: Vec<_> = merged.iter().map(|r| r.route.as_str()).collect();
+        assert_eq!(names, ["GET /a", "GET /b", "GET /c", UNROUTED]);
+        assert_eq!(merged[1].total.count(), 3);
+        assert_eq!(merged[3].statuses[3], 1);
+        std::fs::write(dir.join("junk.stats"), b"not statistics at all, no").unwrap();
+        assert!(StageStats::open(&dir.join("junk.stats")).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -16,6 +16,7 @@ __all__ = [
     "STAGES",
     "Completion",
     "Server",
+    "StatsSources",
     "__version__",
     "check_forwarded_allow_ips",
     "parse_path",
@@ -263,6 +264,8 @@ class _ServeOptions(Protocol):
     def stage_stats(self) -> bool: ...
     @property
     def access_log_stages(self) -> bool: ...
+    @property
+    def stats_dir(self) -> str: ...
 
 # -- Exports ---------------------------------------------------------------------------
 
@@ -299,3 +302,19 @@ class Completion:
     the finished object to the waiting request. Made by the runtime only."""
 
     def __call__(self, finished: Any, /) -> None: ...
+
+@final
+class StatsSources:
+    """The stage statistics ``--stats-file`` and the metrics exposition show: this
+    process's (no ``directory``), or those of every worker of a supervisor that keep
+    them in ``directory`` (``ServeOptions.stats_dir``), merged by route with those of
+    the workers that have exited."""
+
+    def __new__(cls, directory: str | None = None) -> StatsSources: ...
+    def retire(self, pid: int) -> None:
+        """The worker ``pid`` has exited: its figures are kept, its file removed.
+        Raises ``OSError`` for a file that cannot be read."""
+    def rows(self) -> list[_RouteRow]:
+        """Every route's figures, merged, as ``stats_snapshot`` gives them."""
+    def prometheus(self) -> str:
+        """The figures in the Prometheus text exposition format (0.0.4)."""

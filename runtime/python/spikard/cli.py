@@ -15,7 +15,10 @@ import os
 import resource
 import socket
 import sys
+import tempfile
+from collections.abc import Iterator
 from importlib.metadata import EntryPoint, entry_points
+from typing import TYPE_CHECKING
 
 from spikard import __version__, _spikard
 from spikard import _logging as logs
@@ -30,6 +33,9 @@ from spikard._server import (
     unix_identity,
 )
 from spikard.loading import AppLoadError, load_app
+
+if TYPE_CHECKING:
+    from spikard._stats_export import StatsExport
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
@@ -186,8 +192,32 @@ def _parser(plugins: dict[str, EntryPoint]) -> argparse.ArgumentParser:
     timing.add_argument(
         "--stage-stats",
         action=argparse.BooleanOptionalAction,
-        default=True,
-        help="keep latency histograms per route and stage, read with spikard.stats",
+        default=None,
+        help="keep latency histograms per route and stage, read with spikard.stats (default: on with "
+        "--stats-file or --metrics-*, off otherwise: they cost about 2%% more work per request)",
+    )
+    timing.add_argument(
+        "--stats-file",
+        metavar="PATH",
+        help="write the statistics (all workers merged) as JSON to PATH, every --stats-interval "
+        "seconds and at shutdown; spikard.stats.Snapshot.load(PATH) reads it",
+    )
+    timing.add_argument(
+        "--stats-interval",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="how often --stats-file is rewritten (0: only at shutdown)",
+    )
+    timing.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="N",
+        help="serve the statistics (all workers merged) as Prometheus metrics on port N of --host, "
+        "at /metrics: histograms per route and stage from 1 µs, responses per status class",
+    )
+    timing.add_argument(
+        "--metrics-uds", metavar="PATH", help="serve the Prometheus metrics on a Unix socket at PATH instead"
     )
 
     proxy = run.add_argument_group("behind a proxy")
@@ -227,9 +257,26 @@ def _check(args: argparse.Namespace) -> str | None:
         return f"--host and --port do not apply with {'--uds' if args.uds else '--fd'}"
     if args.access_log_stages and not args.access_log:
         return "--access-log-stages needs the access log (drop --no-access-log)"
+    if args.stats_interval < 0:
+        return "--stats-interval cannot be negative"
+    if args.metrics_port is not None and args.metrics_uds:
+        return "--metrics-port and --metrics-uds cannot be used together"
+    if args.metrics_port is not None and not 0 < args.metrics_port < 65536:
+        return f"--metrics-port must be a port number, 1 to 65535 (got {args.metrics_port})"
+    exported = [flag for flag, given in _exports(args).items() if given]
+    if exported and args.stage_stats is False:
+        return f"{' and '.join(exported)} need the statistics (drop --no-stage-stats)"
     if args.root_path and not args.root_path.startswith("/"):
         return f"--root-path must start with '/' (got {args.root_path!r})"
     return _check_allow_ips(args.forwarded_allow_ips)
+
+
+def _exports(args: argparse.Namespace) -> dict[str, bool]:
+    return {
+        "--stats-file": bool(args.stats_file),
+        "--metrics-port": args.metrics_port is not None,
+        "--metrics-uds": bool(args.metrics_uds),
+    }
 
 
 def _check_allow_ips(value: str) -> str | None:
@@ -254,7 +301,7 @@ def _options(args: argparse.Namespace) -> ServeOptions:
         forwarded_allow_ips=args.forwarded_allow_ips,
         root_path=args.root_path,
         server_timing=args.server_timing,
-        stage_stats=args.stage_stats,
+        stage_stats=bool(args.stage_stats or any(_exports(args).values())),
         access_log_stages=args.access_log_stages,
     )
 
@@ -282,6 +329,40 @@ def _listen(args: argparse.Namespace) -> socket.socket:
         raise OSError(f"cannot listen on {host}:{port}: {error.strerror or error}") from None
 
 
+def _listen_metrics(args: argparse.Namespace) -> socket.socket | None:
+    """The metrics exposition's own socket, if asked for; ``OSError`` with a message if
+    it cannot be had (the app's port, say)."""
+    if args.metrics_uds:
+        try:
+            return bind_unix(args.metrics_uds)
+        except OSError as error:
+            raise OSError(f"cannot serve metrics on {args.metrics_uds}: {error.strerror or error}") from None
+    if args.metrics_port is None:
+        return None
+    host = getattr(args, "host", DEFAULT_HOST)
+    try:
+        return bind_socket(host, args.metrics_port)
+    except OSError as error:
+        raise OSError(f"cannot serve metrics on {host}:{args.metrics_port}: {error.strerror or error}") from None
+
+
+@contextlib.contextmanager
+def _exporting(
+    args: argparse.Namespace, metrics: socket.socket | None, directory: str | None = None
+) -> Iterator[StatsExport | None]:
+    """Carries the statistics out (``--stats-file``, the exposition on ``metrics``)
+    while the body runs: this process's, or those its workers keep in ``directory``."""
+    if not any(_exports(args).values()):
+        yield None
+        return
+    from spikard._stats_export import StatsExport
+
+    with StatsExport(
+        _spikard.StatsSources(directory), stats_file=args.stats_file, interval=args.stats_interval, metrics=metrics
+    ) as export:
+        yield export
+
+
 def _raise_file_limit(max_connections: int) -> None:
     """Every connection is a file descriptor: lift the soft limit to the hard one,
     and say so if connections would still run out of descriptors first."""
@@ -298,17 +379,28 @@ def _raise_file_limit(max_connections: int) -> None:
         )
 
 
-def _supervise(args: argparse.Namespace, workers: int, options: ServeOptions, sock: socket.socket) -> int:
+def _supervise(
+    args: argparse.Namespace, workers: int, options: ServeOptions, sock: socket.socket, metrics: socket.socket | None
+) -> int:
     from spikard.supervisor import Supervisor, WorkerSpec
 
-    spec = WorkerSpec(
-        app=args.app,
-        options=options,
-        max_requests_jitter=args.max_requests_jitter,
-        log_level=getattr(args, "log_level", None),
-        log_config=args.log_config,
-    )
-    return Supervisor(spec, sock, workers).run()
+    # Each worker keeps its statistics in a file here, for the supervisor to merge;
+    # in memory rather than on disk where there is such a file system.
+    shared_memory = "/dev/shm" if os.path.isdir("/dev/shm") else None
+    with (
+        tempfile.TemporaryDirectory(prefix="spikard-stats-", dir=shared_memory) as directory,
+        _exporting(args, metrics, directory) as export,
+    ):
+        if export is not None:
+            options = dataclasses.replace(options, stats_dir=directory)
+        spec = WorkerSpec(
+            app=args.app,
+            options=options,
+            max_requests_jitter=args.max_requests_jitter,
+            log_level=getattr(args, "log_level", None),
+            log_config=args.log_config,
+        )
+        return Supervisor(spec, sock, workers, stats=export).run()
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -340,12 +432,22 @@ def _run(args: argparse.Namespace) -> int:
         return 1
     bound = unix_identity(args.uds) if args.uds else None
     try:
+        metrics = _listen_metrics(args)
+    except OSError as error:
+        sock.close()
+        if args.uds:
+            remove_unix(args.uds, bound)
+        print(f"spikard: {error}", file=sys.stderr)
+        return 1
+    metrics_bound = unix_identity(args.metrics_uds) if args.metrics_uds else None
+    try:
         with sock:
             if app is None:
-                return _supervise(args, workers, options, sock)
+                return _supervise(args, workers, options, sock, metrics)
             options = dataclasses.replace(options, debug=options.debug or app.debug)
             try:
-                serve_main(app, sock, options, name=args.app)
+                with _exporting(args, metrics):
+                    serve_main(app, sock, options, name=args.app)
             except ValueError as error:  # routes that cannot be served together
                 print(f"spikard: {error}", file=sys.stderr)
                 return 1
@@ -353,6 +455,8 @@ def _run(args: argparse.Namespace) -> int:
     finally:
         if args.uds:
             remove_unix(args.uds, bound)
+        if args.metrics_uds:
+            remove_unix(args.metrics_uds, metrics_bound)
 
 
 def main(argv: list[str] | None = None) -> int:

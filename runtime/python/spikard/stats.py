@@ -15,14 +15,20 @@ and not in the total.
 
 ``snapshot()`` reads the statistics of the app this process serves, per route
 template; ``reset()`` starts them afresh; ``parse_server_timing()`` reads the
-``Server-Timing`` header ``--server-timing`` adds to every response.
+``Server-Timing`` header ``--server-timing`` adds to every response. Outside the
+process, ``spikard run --stats-file PATH`` writes the same snapshot (merged across
+workers) as JSON that ``Snapshot.load(PATH)`` reads back.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 from spikard import _spikard
 
@@ -45,6 +51,11 @@ UNROUTED = "unrouted"
 """The route name of requests that matched no route (404, 405, automatic OPTIONS)."""
 
 STATUS_CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx")
+
+FILE_FORMAT = "spikard.stats"
+FILE_VERSION = 1
+"""The ``--stats-file`` format and its version; a later spikard that changes the
+layout raises the version, and ``Snapshot.from_json`` refuses versions it does not know."""
 
 
 @dataclass(frozen=True)
@@ -98,19 +109,61 @@ class Snapshot:
         """The routes that counted any request."""
         return [route for route in self.routes.values() if route.count]
 
+    @classmethod
+    def _from_rows(cls, rows: list[Any]) -> Snapshot:
+        routes = {}
+        for route, stages, total, statuses in rows:
+            routes[route] = RouteStats(
+                route=route,
+                stages={name: Summary._from_row(row) for name, row in zip(STAGES, stages, strict=True)},
+                total=Summary._from_row(total),
+                statuses=dict(zip(STATUS_CLASSES, statuses, strict=True)),
+            )
+        return cls(routes)
+
+    def to_json(self) -> str:
+        """The snapshot as the versioned JSON ``--stats-file`` holds (microseconds)."""
+        document = {
+            "format": FILE_FORMAT,
+            "version": FILE_VERSION,
+            "pid": self.pid,
+            "taken_at": self.taken_at,
+            "unit": "microseconds",
+            "stages": list(STAGES),
+            "routes": [dataclasses.asdict(route) for route in self.routes.values()],
+        }
+        return json.dumps(document, indent=1)
+
+    @classmethod
+    def from_json(cls, text: str) -> Snapshot:
+        """Reads what ``to_json`` wrote; ``ValueError`` for anything else, or for a
+        version this spikard does not know."""
+        document = json.loads(text)
+        if not isinstance(document, dict) or document.get("format") != FILE_FORMAT:
+            raise ValueError("not a spikard statistics file")
+        if document.get("version") != FILE_VERSION:
+            raise ValueError(
+                f"spikard statistics version {document.get('version')!r}; this spikard reads {FILE_VERSION}"
+            )
+        routes = {}
+        for route in document["routes"]:
+            routes[route["route"]] = RouteStats(
+                route=route["route"],
+                stages={name: Summary(**figures) for name, figures in route["stages"].items()},
+                total=Summary(**route["total"]),
+                statuses=dict(route["statuses"]),
+            )
+        return cls(routes, pid=document["pid"], taken_at=document["taken_at"])
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Snapshot:
+        """Reads a ``--stats-file``."""
+        return cls.from_json(Path(path).read_text())
+
 
 def snapshot() -> Snapshot:
     """The stage statistics of the app this process serves now (the latest started)."""
-    rows = _spikard.stats_snapshot() or []
-    routes = {}
-    for route, stages, total, statuses in rows:
-        routes[route] = RouteStats(
-            route=route,
-            stages={name: Summary._from_row(row) for name, row in zip(STAGES, stages, strict=True)},
-            total=Summary._from_row(total),
-            statuses=dict(zip(STATUS_CLASSES, statuses, strict=True)),
-        )
-    return Snapshot(routes)
+    return Snapshot._from_rows(_spikard.stats_snapshot() or [])
 
 
 def reset() -> None:

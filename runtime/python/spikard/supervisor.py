@@ -29,6 +29,10 @@ names the worker kept and the successor's error line.
   worker gracefully (they stop accepting, finish in-flight requests within the
   grace period, then exit); it exits 0 and says how many requests were cut short.
 
+With ``--stats-file`` or ``--metrics-*``, each worker keeps its stage statistics in
+a file of a directory the supervisor reads (``StatsExport``); the figures of a
+worker that exits are kept, so every request counts exactly once.
+
 Workers share connections through a table in shared memory (a memory file, one
 slot per worker) where each publishes how many it holds: one ahead of the others
 briefly leaves new connections to them (``runtime/http/src/peers.rs``).
@@ -49,9 +53,13 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from spikard import _logging as logs
 from spikard._server import ServeOptions, describe
+
+if TYPE_CHECKING:
+    from spikard._stats_export import StatsExport
 
 # A worker that exits within this long of starting counts as a crash at start.
 QUICK_DEATH_SECONDS = 5.0
@@ -143,6 +151,8 @@ class Supervisor:
     cut: int = 0
     quick_deaths: int = 0
     next_spawn_at: float = 0.0
+    # Carries the workers' statistics out; told when a worker exits.
+    stats: StatsExport | None = None
     _selector: selectors.DefaultSelector = field(default_factory=selectors.DefaultSelector)
     _table: ConnectionTable | None = None
 
@@ -271,6 +281,8 @@ class Supervisor:
             self.workers.remove(worker)
             if self._table and worker.slot is not None:
                 self._table.give_back(worker.slot)
+            if self.stats is not None:
+                self.stats.retire(worker.pid)
             self.cut += worker.cut
             if worker.retiring or self.stopping or (worker.successor and not worker.ready):
                 continue  # expected, or reported by _replace with the worker it keeps

@@ -77,7 +77,7 @@ fn write(py: Python<'_>, sink: &AccessSink, records: &[AccessRecord]) -> PyResul
             r.status,
             r.duration.as_secs_f64(),
             r.cut,
-            r.stages.map(|times| {
+            r.stages.as_ref().map(|times| {
                 times
                     .reached()
                     .map(|(stage, nanos)| (stage.name(), nanos as f64 / 1e6))

@@ -1,7 +1,6 @@
 //! `PythonHandler`: the core's `Handler` for a Python endpoint.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use http::Response;
 use pyo3::prelude::*;
@@ -87,9 +86,9 @@ impl PythonHandler {
 }
 
 /// Marks a stage's end now, when the request is timed.
-fn lap(at: &mut Option<Instant>, timed: bool) {
+fn lap(at: &mut u64, timed: bool) {
     if timed {
-        *at = Some(Instant::now());
+        *at = spikard_http::stages::now();
     }
 }
 

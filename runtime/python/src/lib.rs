@@ -46,6 +46,7 @@ fn check_forwarded_allow_ips(list: &str) -> PyResult<()> {
 fn _spikard(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<server::Server>()?;
     m.add_class::<bridge::Completion>()?;
+    m.add_class::<stats::StatsSources>()?;
     m.add_function(wrap_pyfunction!(parse_path, m)?)?;
     m.add_function(wrap_pyfunction!(check_forwarded_allow_ips, m)?)?;
     m.add_function(wrap_pyfunction!(stats::stats_snapshot, m)?)?;

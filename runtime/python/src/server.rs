@@ -53,6 +53,9 @@ pub struct ServeOptions {
     pub stage_stats: bool,
     /// Show each request's stage times in its access line.
     pub access_log_stages: bool,
+    /// Keep the statistics in a file in this directory, for the supervisor
+    /// ("": in this process only).
+    pub stats_dir: String,
 }
 
 impl ServeOptions {
@@ -245,8 +248,12 @@ impl Server {
         );
         if options.stage_stats {
             let templates = app.router().templates().to_vec();
-            let recorded = StageStats::new(templates)
-                .map_err(|e| PyOSError::new_err(format!("cannot map the statistics: {e}")))?;
+            let recorded = if options.stats_dir.is_empty() {
+                StageStats::new(templates)
+            } else {
+                StageStats::create(&stats::worker_file(options.stats_dir.as_ref()), templates)
+            }
+            .map_err(|e| PyOSError::new_err(format!("cannot map the statistics: {e}")))?;
             let recorded = Arc::new(recorded);
             stats::publish(recorded.clone());
             app = app.with_stats(recorded);

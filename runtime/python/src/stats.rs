@@ -1,10 +1,14 @@
 //! Stage statistics for `spikard.stats`: the figures of the app this process
-//! serves (the latest one started), read without touching the request path.
+//! serves (the latest one started), read without touching the request path;
+//! and [`StatsSources`], which reads them for `--stats-file` and the metrics
+//! exposition, here or merged from a supervisor's workers.
 
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use pyo3::exceptions::PyOSError;
 use pyo3::prelude::*;
-use spikard_http::stats::{RouteFigures, Series};
+use spikard_http::stats::{self as core_stats, RouteFigures, Series};
 use spikard_http::{Stage, StageStats};
 
 /// The statistics the latest serve in this process records into.
@@ -57,5 +61,89 @@ pub fn stats_snapshot(py: Python<'_>) -> Option<Vec<RouteRow>> {
 pub fn stats_reset() {
     if let Some(stats) = current() {
         stats.reset();
+    }
+}
+
+/// Where a serving worker of a supervisor keeps its statistics: `DIR/PID.stats`.
+pub fn worker_file(directory: &Path) -> PathBuf {
+    directory.join(format!("{}.stats", std::process::id()))
+}
+
+/// The statistics `--stats-file` and the metrics exposition show: this
+/// process's, or, given a directory, those of every worker of a supervisor
+/// that keeps its statistics there, plus those of the workers that have
+/// exited (`retire`), merged by route.
+#[pyclass(module = "spikard._spikard", frozen)]
+pub struct StatsSources {
+    directory: Option<PathBuf>,
+    /// Exited workers' figures; held while reading, so that a worker being
+    /// retired is counted exactly once.
+    retired: Mutex<Vec<RouteFigures>>,
+}
+
+impl StatsSources {
+    fn figures(&self) -> Vec<RouteFigures> {
+        let retired = self.retired.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(directory) = &self.directory else {
+            return current().map(|stats| stats.snapshot()).unwrap_or_default();
+        };
+        let mut merged = retired.clone();
+        let Ok(entries) = std::fs::read_dir(directory) else {
+            return merged;
+        };
+        let mut paths: Vec<PathBuf> = entries
+            .filter_map(|entry| entry.ok().map(|e| e.path()))
+            .filter(|path| path.extension().is_some_and(|ext| ext == "stats"))
+            .collect();
+        paths.sort();
+        for path in paths {
+            // A worker still creating its file is read next time.
+            if let Ok(stats) = StageStats::open(&path) {
+                core_stats::merge(&mut merged, stats.snapshot());
+            }
+        }
+        merged
+    }
+}
+
+#[pymethods]
+impl StatsSources {
+    #[new]
+    #[pyo3(signature = (directory=None))]
+    fn new(directory: Option<PathBuf>) -> Self {
+        StatsSources {
+            directory,
+            retired: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The worker `pid` has exited: its figures are kept, its file removed.
+    fn retire(&self, py: Python<'_>, pid: u32) -> PyResult<()> {
+        let Some(directory) = &self.directory else {
+            return Ok(());
+        };
+        let path = directory.join(format!("{pid}.stats"));
+        py.detach(|| {
+            let mut retired = self.retired.lock().unwrap_or_else(|e| e.into_inner());
+            let stats = match StageStats::open(&path) {
+                Ok(stats) => stats,
+                // It exited before it served: nothing to keep.
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+                Err(error) => return Err(error),
+            };
+            core_stats::merge(&mut retired, stats.snapshot());
+            std::fs::remove_file(&path)
+        })
+        .map_err(|e| PyOSError::new_err(format!("statistics of worker {pid}: {e}")))
+    }
+
+    /// Every route's figures, merged, as `stats_snapshot` gives them.
+    fn rows(&self, py: Python<'_>) -> Vec<RouteRow> {
+        py.detach(|| self.figures().iter().map(route_row).collect())
+    }
+
+    /// The figures in the Prometheus text exposition format.
+    fn prometheus(&self, py: Python<'_>) -> String {
+        py.detach(|| spikard_http::metrics::prometheus_text(&self.figures()))
     }
 }
