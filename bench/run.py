@@ -80,6 +80,13 @@ def free_port() -> int:
 # Like uvicorn here, spikard runs without its access log (the 'logged' variant has it).
 QUIET = "--no-access-log"
 
+# Variants that are the spikard app with other flags rather than another app.
+FLAG_VARIANTS = {
+    "logged": (),  # its access log on, written to /dev/null
+    "stats": (QUIET, "--stage-stats"),  # stage statistics kept
+    "timing": (QUIET, "--stage-stats", "--server-timing"),  # and a Server-Timing header on every response
+}
+
 
 def spikard_command(app: str, port: int, *flags: str, python: str = sys.executable) -> list[str]:
     """``spikard run`` of ``bench/apps/APP``, by ``python`` (a virtualenv's python serves
@@ -96,7 +103,9 @@ def uvicorn_command(port: int, *flags: str) -> list[str]:
     ]
 
 
-def servers(variants: list[str], baseline: Path | None, pythons: dict[str, str]) -> list[Server]:
+def servers(
+    variants: list[str], baseline: Path | None, pythons: dict[str, str], baseline_flags: list[str]
+) -> list[Server]:
     ceiling = ROOT / "target" / "release" / "spikard-ceiling"
     ports = [free_port() for _ in range(4 + len(variants) + len(pythons))]
     return [
@@ -106,8 +115,8 @@ def servers(variants: list[str], baseline: Path | None, pythons: dict[str, str])
         *(
             Server(
                 f"spikard-{variant}",
-                spikard_command("spikard_app.py", port)
-                if variant == "logged"
+                spikard_command("spikard_app.py", port, *FLAG_VARIANTS[variant])
+                if variant in FLAG_VARIANTS
                 else spikard_command(f"spikard_{variant}_app.py", port, QUIET),
                 port,
             )
@@ -119,7 +128,7 @@ def servers(variants: list[str], baseline: Path | None, pythons: dict[str, str])
             [
                 Server(
                     "spikard-baseline",
-                    spikard_command("spikard_app.py", ports[3]),
+                    spikard_command("spikard_app.py", ports[3], *baseline_flags),
                     ports[3],
                     env={**os.environ, "PYTHONPATH": str(baseline), "BENCH_FOUNDATION_ROUTES_ONLY": "1"},
                 )
@@ -294,7 +303,8 @@ def main() -> int:
         default="",
         help="comma-separated spikard variants to measure too, from bench/apps/spikard_VARIANT_app.py: "
         "'suspend' (every handler suspends once), 'hop' (one cross-thread hop per request); "
-        "also 'logged': the spikard app with its access log on (written to /dev/null)",
+        "also 'logged': the spikard app with its access log on (written to /dev/null), 'stats': with "
+        "--stage-stats, 'timing': with --stage-stats and --server-timing",
     )
     parser.add_argument("--workloads", default="", help="comma-separated workload names to run (default: all)")
     parser.add_argument(
@@ -302,6 +312,12 @@ def main() -> int:
         type=Path,
         help="also measure an earlier spikard build installed in this folder (pip install --target DIR REV) "
         "on the foundation routes, as 'spikard-baseline'",
+    )
+    parser.add_argument(
+        "--baseline-flags",
+        default="",
+        metavar="FLAGS",
+        help="'spikard run' flags for the baseline build (say, --no-access-log, which the earliest builds lack)",
     )
     parser.add_argument(
         "--python",
@@ -334,7 +350,7 @@ def main() -> int:
     print("bench: building the Rust ceiling (release)", file=sys.stderr)
     subprocess.run(["cargo", "build", "--release", "-q", "-p", "spikard-ceiling"], cwd=ROOT, check=True)
     variants = [v for v in args.variants.split(",") if v]
-    all_servers = servers(variants, args.baseline, pythons)
+    all_servers = servers(variants, args.baseline, pythons, args.baseline_flags.split())
     results = Results()
     try:
         for server in all_servers:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import signal
 import socket
 import time
@@ -146,7 +147,12 @@ def test_metrics_parse_with_prometheus_client_and_resolve_microseconds(spikard_s
     assert status == 404
 
 
+def stats_directories() -> set[Path]:
+    return set(Path("/dev/shm").glob("spikard-stats-*"))
+
+
 def test_two_workers_are_merged_and_every_request_counts_once(spikard_server, tmp_path: Path):
+    directories = stats_directories()
     metrics_port = free_port()
     stats_file = tmp_path / "stats.json"
     server = spikard_server(
@@ -169,7 +175,25 @@ def test_two_workers_are_merged_and_every_request_counts_once(spikard_server, tm
     assert samples["spikard_responses_total"][(("route", PID_ROUTE), ("status", "2xx"))] == sent + 10
     assert server.stop(signal.SIGTERM) == 0
     assert Snapshot.load(stats_file).routes[PID_ROUTE].count == sent + 10
-    assert not list(Path("/dev/shm").glob(f"spikard-stats-*/{server.proc.pid}*"))
+    assert stats_directories() <= directories, "the workers' statistics files are removed at exit"
+
+
+def test_a_killed_workers_requests_stay_counted(spikard_server):
+    metrics_port = free_port()
+    server = spikard_server(APP, args=["--workers", "2", "--metrics-port", str(metrics_port)])
+    pids = fresh_connection_gets(server.port, "/pid", 40)
+    sent = 40
+    while len(pids) < 2:
+        pids |= fresh_connection_gets(server.port, "/pid", 20)
+        sent += 20
+        assert sent < 1000, "one worker took every connection"
+    victim = min(pids)
+    os.kill(victim, signal.SIGKILL)
+    wait_for(lambda: f"worker {victim} died" in server.stderr, what="the supervisor to notice")
+    survivors = fresh_connection_gets(server.port, "/pid", 10)
+    assert victim not in survivors
+    assert route_count(scrape(metrics_port), PID_ROUTE) == sent + 10
+    assert server.stop() == 0
 
 
 def test_metrics_on_a_unix_socket(spikard_server, tmp_path: Path):
@@ -188,8 +212,13 @@ def test_metrics_on_a_unix_socket(spikard_server, tmp_path: Path):
     [
         (["--metrics-port", "0"], "--metrics-port must be a port number"),
         (["--metrics-port", "9999", "--metrics-uds", "m.sock"], "cannot be used together"),
-        (["--stats-file", "s.json", "--no-stage-stats"], "--stats-file need the statistics"),
-        (["--stats-interval", "-1"], "--stats-interval cannot be negative"),
+        (["--stats-file", "s.json", "--no-stage-stats"], "--stats-file needs the statistics"),
+        (
+            ["--metrics-port", "9999", "--stats-file", "s.json", "--no-stage-stats"],
+            "--stats-file and --metrics-port need the statistics",
+        ),
+        (["--stats-interval", "-1"], "--stats-interval must be a number of seconds, 0 or more"),
+        (["--stats-interval", "nan"], "--stats-interval must be a number of seconds, 0 or more"),
     ],
 )
 def test_bad_export_arguments_are_refused_with_a_reason(spikard_server, args, message):

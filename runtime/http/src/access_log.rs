@@ -25,8 +25,8 @@ pub struct AccessRecord {
     /// The response was cut before all of it was written (a client that
     /// stopped reading, or left).
     pub cut: bool,
-    /// From the request head being read to the response being written (or
-    /// cut).
+    /// From the request head having been read to the response having been
+    /// written (or cut).
     pub duration: Duration,
     /// Its stage times, when the log shows them (boxed: records are moved
     /// and batched, most without them).

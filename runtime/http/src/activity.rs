@@ -155,13 +155,20 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl Activity {
     /// A connection just accepted: its first request head is awaited.
     pub fn new() -> Arc<Self> {
+        Self::with_timing(false)
+    }
+
+    /// Like [`Activity::new`]; when `timed`, it notes when each request head
+    /// begins, for [`Activity::request_began`] (untimed, it reads no clock for it).
+    pub fn with_timing(timed: bool) -> Arc<Self> {
         Arc::new(Activity {
             opened: Instant::now(),
-            opened_nanos: stages::now(),
+            opened_nanos: if timed { stages::now() } else { 0 },
             phase: AtomicU8::new(READING_HEAD),
             since: AtomicU64::new(0),
             head_began: AtomicU64::new(0),
-            heard: AtomicBool::new(false),
+            // Untimed, the first bytes need not be noted.
+            heard: AtomicBool::new(!timed),
             requests: AtomicU64::new(0),
             unflushed: AtomicBool::new(false),
             written: AtomicU64::new(0),

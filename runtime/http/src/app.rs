@@ -56,14 +56,14 @@ impl Default for AppConfig {
 }
 
 /// The status logged for a request whose client left before the answer.
-const CLIENT_CLOSED_REQUEST: u16 = 499;
+pub(crate) const CLIENT_CLOSED_REQUEST: u16 = 499;
 
 /// One request from its head to the end of its response: counted in flight,
 /// and logged once, when it ends — written whole, cut, or dropped because its
 /// client left before the answer.
 pub struct Exchange {
     app: Arc<App>,
-    /// Its record, and when it began ([`stages::now`]).
+    /// Its record, and when its head was complete ([`stages::now`]).
     logged: Option<(AccessRecord, u64)>,
     /// Its response has no body to write (a HEAD request, a 204, 205 or 304), so
     /// none can be cut.
@@ -71,10 +71,11 @@ pub struct Exchange {
 }
 
 impl Exchange {
-    fn begin(app: Arc<App>, record: Option<AccessRecord>, head: bool, began: Option<u64>) -> Self {
+    fn begin(app: Arc<App>, record: Option<AccessRecord>, head: bool) -> Self {
         app.in_flight.fetch_add(1, Ordering::Relaxed);
         Exchange {
-            logged: record.map(|record| (record, began.unwrap_or_else(stages::now))),
+            // Timed from the complete head, whether or not stages are timed.
+            logged: record.map(|record| (record, stages::now())),
             app,
             bodiless: head,
         }
@@ -225,7 +226,7 @@ impl App {
         });
         let head = request.method() == Method::HEAD;
         let mut timing = Timing::new(began, self.stats.as_ref());
-        let mut exchange = Exchange::begin(self, record, head, began);
+        let mut exchange = Exchange::begin(self, record, head);
         let app = &*exchange.app;
         let outcome = AssertUnwindSafe(app.dispatch(request, remote, &mut timing))
             .catch_unwind()
@@ -280,19 +281,24 @@ impl App {
         };
         timing.matched(route.index);
         let (limit, stall) = (self.config.max_body_size, self.config.body_stall);
-        let (body, raw_body) = match &route.body {
+        let read = match &route.body {
             Some(spec) => match spec.read(&head.headers, body, limit, stall).await {
-                Ok(Some(read)) => (Some(read.value), Some(read.raw)),
-                Ok(None) => (None, None),
-                Err(problem) => return problem.into_response(),
+                Ok(Some(read)) => Ok((Some(read.value), Some(read.raw))),
+                Ok(None) => Ok((None, None)),
+                Err(problem) => Err(problem),
             },
-            None if route.wants_request => {
-                match body::read_raw(&head.headers, body, limit, stall).await {
-                    Ok(raw) => (None, Some(raw)),
-                    Err(problem) => return problem.into_response(),
-                }
+            None if route.wants_request => body::read_raw(&head.headers, body, limit, stall)
+                .await
+                .map(|raw| (None, Some(raw))),
+            None => Ok((None, None)),
+        };
+        let (body, raw_body) = match read {
+            Ok(read) => read,
+            // Refused while reading (too large, not JSON, stalled): parsed no further.
+            Err(problem) => {
+                timing.lap(Stage::Parse);
+                return problem.into_response();
             }
-            None => (None, None),
         };
         // After the body, so that what was found is not held while it arrives.
         let inputs = RawInputs {

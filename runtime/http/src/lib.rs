@@ -25,6 +25,7 @@ pub mod router;
 pub mod server;
 pub mod stages;
 pub mod stats;
+pub mod stats_file;
 mod timing;
 pub mod validation;
 pub mod watchdog;

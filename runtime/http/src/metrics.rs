@@ -3,12 +3,14 @@
 //! Histograms per route and stage, and of the total, with buckets from 1 µs:
 //! the usual defaults start at 5 ms, where a 10 µs `parse` cannot be told
 //! from zero. Only routes that counted a request are shown, as client
-//! libraries show a labelled series from its first observation.
+//! libraries show a labelled series from its first observation. A value is
+//! known to two significant digits; one within 1% of a bucket's bound counts
+//! in the next bucket up.
 
 use std::fmt::Write;
 
 use crate::stages::Stage;
-use crate::stats::{RouteFigures, Series};
+use crate::stats::{RouteFigures, Series, STATUS_CLASSES};
 
 /// Upper bounds of the buckets: (nanoseconds, as the `le` label).
 const BUCKETS: [(u64, &str); 22] = [
@@ -39,7 +41,6 @@ const BUCKETS: [(u64, &str); 22] = [
 const STAGE_METRIC: &str = "spikard_stage_duration_seconds";
 const TOTAL_METRIC: &str = "spikard_request_duration_seconds";
 const RESPONSES_METRIC: &str = "spikard_responses_total";
-const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 
 /// The exposition of `figures` (one process's, or several merged).
 pub fn prometheus_text(figures: &[RouteFigures]) -> String {
@@ -100,7 +101,9 @@ fn histogram(out: &mut String, name: &str, labels: &str, series: &Series) {
     let mut below = 0u64;
     for (bound, le) in BUCKETS {
         while let Some(step) = recorded.peek() {
-            if h.lowest_equivalent(step.value_iterated_to()) > bound {
+            // A bucket counts below a bound only if all of it is (values are
+            // known to two significant digits; this errs on the high side).
+            if h.highest_equivalent(step.value_iterated_to()) > bound {
                 break;
             }
             below += step.count_at_value();

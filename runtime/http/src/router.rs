@@ -227,13 +227,13 @@ impl Router {
         }
     }
 
-    /// Every route as `METHOD /path`, in registration order.
-    /// Every route as `METHOD /path/{param}`, in the order they were added
-    /// (a route's index is its position here).
+    /// Every route as `METHOD /path/{param}` (converters left out), in the
+    /// order they were added: a route's index is its position here.
     pub fn templates(&self) -> &[String] {
         &self.templates
     }
 
+    /// Every route as `METHOD /path` as declared, in registration order.
     pub fn routes(&self) -> impl Iterator<Item = &str> {
         self.nodes
             .iter()

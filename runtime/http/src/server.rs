@@ -186,7 +186,7 @@ where
                     let builder = builder.clone();
                     let connections = connections.clone();
                     tokio::spawn(async move {
-                        let activity = Activity::new();
+                        let activity = Activity::with_timing(app.timed());
                         let watched = activity.clone();
                         let service = service_fn(move |request| {
                             let began = app.timed().then(|| watched.request_began());

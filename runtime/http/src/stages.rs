@@ -145,40 +145,50 @@ struct Piece {
 }
 
 impl Piece {
-    const fn new(head: &str, tail: &[u8]) -> Self {
-        let head = head.as_bytes();
+    /// `parts` one after the other (16 bytes at most, or the build fails).
+    const fn join(parts: [&str; 3]) -> Self {
         let mut bytes = [0u8; 16];
-        let mut i = 0;
-        while i < head.len() {
-            bytes[i] = head[i];
-            i += 1;
+        let mut len = 0;
+        let mut part = 0;
+        while part < parts.len() {
+            let text = parts[part].as_bytes();
+            let mut i = 0;
+            while i < text.len() {
+                bytes[len] = text[i];
+                len += 1;
+                i += 1;
+            }
+            part += 1;
         }
-        let mut j = 0;
-        while j < tail.len() {
-            bytes[i + j] = tail[j];
-            j += 1;
-        }
-        Piece { bytes, len: i + j }
+        Piece { bytes, len }
+    }
+
+    /// `parse;dur=`, … by stage.
+    const fn timing_key(stage: Stage) -> Self {
+        Piece::join(["", stage.name(), ";dur="])
+    }
+
+    /// ` parse=`, … by stage.
+    const fn field_key(stage: Stage) -> Self {
+        Piece::join([" ", stage.name(), "="])
     }
 }
 
-const SEPARATOR: Piece = Piece::new("", b", ");
-const TOTAL: Piece = Piece::new("total", b";dur=");
-/// `parse;dur=`, … by stage.
+const SEPARATOR: Piece = Piece::join(["", ", ", ""]);
+const TOTAL: Piece = Piece::join(["", "total", ";dur="]);
 const TIMING_KEYS: [Piece; 5] = [
-    Piece::new(Stage::Parse.name(), b";dur="),
-    Piece::new(Stage::Validate.name(), b";dur="),
-    Piece::new(Stage::Ffi.name(), b";dur="),
-    Piece::new(Stage::Handler.name(), b";dur="),
-    Piece::new(Stage::Response.name(), b";dur="),
+    Piece::timing_key(Stage::Parse),
+    Piece::timing_key(Stage::Validate),
+    Piece::timing_key(Stage::Ffi),
+    Piece::timing_key(Stage::Handler),
+    Piece::timing_key(Stage::Response),
 ];
-/// ` parse=`, … by stage.
 const FIELD_KEYS: [Piece; 5] = [
-    Piece::new(" parse", b"="),
-    Piece::new(" validate", b"="),
-    Piece::new(" ffi", b"="),
-    Piece::new(" handler", b"="),
-    Piece::new(" response", b"="),
+    Piece::field_key(Stage::Parse),
+    Piece::field_key(Stage::Validate),
+    Piece::field_key(Stage::Ffi),
+    Piece::field_key(Stage::Handler),
+    Piece::field_key(Stage::Response),
 ];
 
 /// Text built on the stack, by hand: `core::fmt` and a growing `Vec` cost

@@ -8,25 +8,23 @@
 //! which give the quantiles and merge processes. The counters live in one
 //! memory map, zero-filled and committed page by page as values land: private
 //! to the process, or a file other processes map too (a supervisor reads its
-//! workers' files, [`StageStats::open`]).
-//!
-//! A file begins with a header: the magic `SPKSTAT\0`, the layout version
-//! (u32), the number of routes (u32), the length of the names (u64) and the
-//! offset of the counters (u64), all little-endian; then the route names, one
-//! per line; then, page-aligned, the counters.
+//! workers' files, [`StageStats::open`]; the format is in [`crate::stats_file`]).
 
-use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use hdrhistogram::Histogram;
-use memmap2::MmapMut;
+use memmap2::{MmapMut, MmapRaw};
 
 use crate::stages::{Stage, StageTimes};
+use crate::stats_file;
 
 /// The name statistics give requests that matched no route.
 pub const UNROUTED: &str = "unrouted";
+
+/// How responses are counted: by the first digit of their status.
+pub const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 
 /// A value has this many significant decimal digits…
 const SIGNIFICANT_DIGITS: u8 = 2;
@@ -42,8 +40,7 @@ const BUCKETS: usize = ((37 - HALF_MAGNITUDE as usize) + 1) << HALF_MAGNITUDE;
 /// after its sum; then responses by status class (1xx … 5xx).
 const SERIES: usize = Stage::ALL.len() + 1;
 const SERIES_LEN: usize = 1 + BUCKETS;
-const STATUS_CLASSES: usize = 5;
-const ROUTE_LEN: usize = SERIES * SERIES_LEN + STATUS_CLASSES;
+const ROUTE_LEN: usize = SERIES * SERIES_LEN + STATUS_CLASSES.len();
 const TOTAL: usize = Stage::ALL.len();
 
 /// The counter of a duration in nanoseconds (HDR's index, unit 1 ns).
@@ -63,18 +60,24 @@ fn lowest_of(index: usize) -> u64 {
     }
 }
 
-const MAGIC: &[u8; 8] = b"SPKSTAT\0";
-const LAYOUT_VERSION: u32 = 1;
-const HEADER_LEN: usize = 32;
-const PAGE: usize = 4096;
-
 /// The statistics of one process's routes.
 pub struct StageStats {
     /// Route templates in the router's order, then [`UNROUTED`].
     routes: Vec<String>,
-    map: MmapMut,
+    /// Only ever accessed through raw pointers to atomics: other threads and
+    /// processes change it, so no `&[u8]` over it may exist.
+    map: MmapRaw,
     /// Where the counters begin in `map`.
     offset: usize,
+}
+
+// SAFETY: the map is only read and written through atomics.
+unsafe impl Send for StageStats {}
+unsafe impl Sync for StageStats {}
+
+/// Bytes of counters for `routes` routes.
+fn counters_len(routes: usize) -> usize {
+    routes * ROUTE_LEN * 8
 }
 
 impl StageStats {
@@ -82,7 +85,7 @@ impl StageStats {
     /// private to this process.
     pub fn new(mut routes: Vec<String>) -> io::Result<Self> {
         routes.push(UNROUTED.to_owned());
-        let map = MmapMut::map_anon(routes.len() * ROUTE_LEN * 8)?;
+        let map = MmapRaw::from(MmapMut::map_anon(counters_len(routes.len()))?);
         Ok(StageStats {
             routes,
             map,
@@ -91,82 +94,17 @@ impl StageStats {
     }
 
     /// Like [`StageStats::new`], in a new file at `path` that other processes
-    /// can read with [`StageStats::open`].
+    /// can read with [`StageStats::open`]; an existing file is an error.
     pub fn create(path: &Path, mut routes: Vec<String>) -> io::Result<Self> {
         routes.push(UNROUTED.to_owned());
-        let names = routes.join("\n");
-        let offset = (HEADER_LEN + names.len()).div_ceil(PAGE) * PAGE;
-        let mut header = Vec::with_capacity(offset);
-        header.extend_from_slice(MAGIC);
-        header.extend_from_slice(&LAYOUT_VERSION.to_le_bytes());
-        header.extend_from_slice(&(routes.len() as u32).to_le_bytes());
-        header.extend_from_slice(&(names.len() as u64).to_le_bytes());
-        header.extend_from_slice(&(offset as u64).to_le_bytes());
-        header.extend_from_slice(names.as_bytes());
-        // Made whole under another name first: a reader never sees a part.
-        let mut partial = path.as_os_str().to_owned();
-        partial.push(".partial");
-        let partial = Path::new(&partial);
-        if path.exists() {
-            return Err(io::Error::new(
-                io::ErrorKind::AlreadyExists,
-                format!("{} already exists", path.display()),
-            ));
-        }
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(partial)?;
-        file.write_all(&header)?;
-        // The counters: a sparse file, zero until written.
-        file.set_len((offset + routes.len() * ROUTE_LEN * 8) as u64)?;
-        let stats = Self::map(file, routes, offset)?;
-        std::fs::rename(partial, path)?;
-        Ok(stats)
+        let len = counters_len(routes.len());
+        let mapped = stats_file::create(path, routes, len)?;
+        Ok(Self::from(mapped))
     }
 
     /// The statistics another process keeps in the file at `path`.
     pub fn open(path: &Path) -> io::Result<Self> {
-        let invalid = |what: &str| {
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("{}: {what}", path.display()),
-            )
-        };
-        let mut file = OpenOptions::new().read(true).write(true).open(path)?;
-        let mut header = [0u8; HEADER_LEN];
-        file.read_exact(&mut header)?;
-        let word = |at: usize| u32::from_le_bytes(header[at..at + 4].try_into().unwrap());
-        let long = |at: usize| u64::from_le_bytes(header[at..at + 8].try_into().unwrap());
-        if &header[..8] != MAGIC {
-            return Err(invalid("not a spikard statistics file"));
-        }
-        if word(8) != LAYOUT_VERSION {
-            return Err(invalid("written by another version of spikard"));
-        }
-        let (count, names_len, offset) = (word(12) as usize, long(16) as usize, long(24) as usize);
-        let mut names = vec![0u8; names_len];
-        file.read_exact(&mut names)?;
-        let names = String::from_utf8(names).map_err(|_| invalid("route names are not UTF-8"))?;
-        let routes: Vec<String> = names.split('\n').map(str::to_owned).collect();
-        let expected = (offset + count * ROUTE_LEN * 8) as u64;
-        if routes.len() != count || offset % PAGE != 0 || file.metadata()?.len() != expected {
-            return Err(invalid("truncated or malformed"));
-        }
-        Self::map(file, routes, offset)
-    }
-
-    fn map(file: File, routes: Vec<String>, offset: usize) -> io::Result<Self> {
-        // SAFETY: the file's size never changes once created, and its counters
-        // are only ever accessed through atomics, by every process mapping it.
-        let map = unsafe { MmapMut::map_mut(&file)? };
-        Ok(StageStats {
-            routes,
-            map,
-            offset,
-        })
+        stats_file::open(path, counters_len).map(Self::from)
     }
 
     /// The index unrouted requests record under.
@@ -182,7 +120,7 @@ impl StageStats {
         let len = self.routes.len() * ROUTE_LEN;
         // SAFETY: the counters start page-aligned and hold `len` u64s (checked
         // when the map was made), are only ever accessed through these atomics,
-        // and live as long as `self`.
+        // and live as long as `self`; `as_ptr` makes no reference to the bytes.
         unsafe {
             std::slice::from_raw_parts(self.map.as_ptr().add(self.offset).cast::<AtomicU64>(), len)
         }
@@ -202,7 +140,7 @@ impl StageStats {
             add(counters, stage as usize * SERIES_LEN, nanos);
         }
         add(counters, TOTAL * SERIES_LEN, times.total_nanos());
-        let class = usize::from(status / 100).clamp(1, STATUS_CLASSES) - 1;
+        let class = usize::from(status / 100).clamp(1, STATUS_CLASSES.len()) - 1;
         counters[SERIES * SERIES_LEN + class].fetch_add(1, Ordering::Relaxed);
     }
 
@@ -213,7 +151,7 @@ impl StageStats {
                 let counters = self.route(i);
                 let series =
                     |s: usize| Series::read(&counters[s * SERIES_LEN..(s + 1) * SERIES_LEN]);
-                let mut statuses = [0; STATUS_CLASSES];
+                let mut statuses = [0; STATUS_CLASSES.len()];
                 for (class, count) in statuses.iter_mut().enumerate() {
                     *count = counters[SERIES * SERIES_LEN + class].load(Ordering::Relaxed);
                 }
@@ -331,6 +269,16 @@ pub struct Summary {
     pub max: u64,
 }
 
+impl From<stats_file::Mapped> for StageStats {
+    fn from(mapped: stats_file::Mapped) -> Self {
+        StageStats {
+            routes: mapped.routes,
+            map: mapped.map,
+            offset: mapped.offset,
+        }
+    }
+}
+
 impl RouteFigures {
     fn add(&mut self, other: &RouteFigures) {
         for (mine, theirs) in self.stages.iter_mut().zip(&other.stages) {
@@ -352,7 +300,7 @@ pub struct RouteFigures {
     pub stages: [Series; 5],
     pub total: Series,
     /// Responses by status class: 1xx, 2xx, 3xx, 4xx, 5xx.
-    pub statuses: [u64; STATUS_CLASSES],
+    pub statuses: [u64; STATUS_CLASSES.len()],
 }
 
 #[cfg(test)]

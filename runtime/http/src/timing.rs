@@ -8,11 +8,9 @@
 
 use std::sync::Arc;
 
+use crate::app::CLIENT_CLOSED_REQUEST;
 use crate::stages::{self, Clock, HandlerLaps, Stage, StageTimes};
 use crate::stats::StageStats;
-
-/// The status recorded for a request whose client left before the answer.
-const CLIENT_CLOSED_REQUEST: u16 = 499;
 
 pub(crate) struct Timing {
     /// `None`: the app times nothing, or the request has been answered.

@@ -14,6 +14,8 @@ from typing import Any, Literal, Protocol, final
 
 __all__ = [
     "STAGES",
+    "STATUS_CLASSES",
+    "UNROUTED",
     "Completion",
     "Server",
     "StatsSources",
@@ -29,6 +31,12 @@ __version__: str
 STAGES: tuple[str, ...]
 """The stages of a request, in order: ``parse``, ``validate``, ``ffi``, ``handler``,
 ``response`` (``runtime/http/src/stages.rs``)."""
+
+STATUS_CLASSES: tuple[str, ...]
+"""How the statistics count responses: ``1xx`` … ``5xx``."""
+
+UNROUTED: str
+"""The statistics' name for requests no route takes."""
 
 # (count, mean, p50, p90, p99, max), in nanoseconds
 _SummaryRow = tuple[int, float, int, int, int, int]
@@ -311,9 +319,10 @@ class StatsSources:
     the workers that have exited."""
 
     def __new__(cls, directory: str | None = None) -> StatsSources: ...
-    def retire(self, pid: int) -> None:
+    def worker_exited(self, pid: int) -> None:
         """The worker ``pid`` has exited: its figures are kept, its file removed.
-        Raises ``OSError`` for a file that cannot be read."""
+        Raises ``OSError`` when that fails (the file cannot be moved: it stays
+        counted where it is; or it cannot be read: its figures are lost)."""
     def rows(self) -> list[_RouteRow]:
         """Every route's figures, merged, as ``stats_snapshot`` gives them."""
     def prometheus(self) -> str:

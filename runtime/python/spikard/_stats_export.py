@@ -10,6 +10,7 @@ import contextlib
 import os
 import socket
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 
@@ -67,26 +68,28 @@ class StatsExport:
         self._metrics = _MetricsServer(metrics, sources) if metrics is not None else None
         self._stopped = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._serving = False  # the metrics server's loop runs (shutdown() waits for it)
         self._last_error: str | None = None
 
     def start(self) -> StatsExport:
         if self._metrics is not None:
             self._spawn(self._metrics.serve_forever, "spikard-metrics")
+            self._serving = True
         if self.stats_file and self.interval > 0:
             self._spawn(self._write_periodically, "spikard-stats-file")
         return self
 
-    def _spawn(self, target: object, name: str) -> None:
-        thread = threading.Thread(target=target, name=name, daemon=True)  # type: ignore[arg-type]
+    def _spawn(self, target: Callable[[], object], name: str) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
         thread.start()
         self._threads.append(thread)
 
-    def retire(self, pid: int) -> None:
+    def worker_exited(self, pid: int) -> None:
         """A supervisor's worker has exited: its figures stay counted."""
         try:
-            self.sources.retire(pid)
+            self.sources.worker_exited(pid)
         except OSError as error:
-            logs.warn(f"{error}; its requests are missing from the statistics")
+            logs.warn(f"{error}")
 
     def _write_periodically(self) -> None:
         while not self._stopped.wait(self.interval):
@@ -116,7 +119,8 @@ class StatsExport:
         """Stops the exposition and writes the file a last time."""
         self._stopped.set()
         if self._metrics is not None:
-            self._metrics.shutdown()
+            if self._serving:
+                self._metrics.shutdown()
             self._metrics.server_close()
         for thread in self._threads:
             thread.join()

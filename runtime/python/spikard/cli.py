@@ -16,12 +16,11 @@ import resource
 import socket
 import sys
 import tempfile
-from collections.abc import Iterator
 from importlib.metadata import EntryPoint, entry_points
-from typing import TYPE_CHECKING
 
 from spikard import __version__, _spikard
 from spikard import _logging as logs
+from spikard import _timing_options as timing_options
 from spikard._logging import LEVELS
 from spikard._server import (
     DEFAULT_BACKLOG,
@@ -33,9 +32,6 @@ from spikard._server import (
     unix_identity,
 )
 from spikard.loading import AppLoadError, load_app
-
-if TYPE_CHECKING:
-    from spikard._stats_export import StatsExport
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
@@ -176,49 +172,7 @@ def _parser(plugins: dict[str, EntryPoint]) -> argparse.ArgumentParser:
     )
     logs.add_argument("--debug", action="store_true", help="show tracebacks in 500 responses")
 
-    timing = run.add_argument_group(
-        "stage timing", "each request is timed in five stages: parse, validate, ffi, handler, response"
-    )
-    timing.add_argument(
-        "--server-timing",
-        action="store_true",
-        help="send each request's stage times in a Server-Timing header (browsers' developer tools show them)",
-    )
-    timing.add_argument(
-        "--access-log-stages",
-        action="store_true",
-        help="add each request's stage times (milliseconds) to its access line",
-    )
-    timing.add_argument(
-        "--stage-stats",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="keep latency histograms per route and stage, read with spikard.stats (default: on with "
-        "--stats-file or --metrics-*, off otherwise: they cost about 2%% more work per request)",
-    )
-    timing.add_argument(
-        "--stats-file",
-        metavar="PATH",
-        help="write the statistics (all workers merged) as JSON to PATH, every --stats-interval "
-        "seconds and at shutdown; spikard.stats.Snapshot.load(PATH) reads it",
-    )
-    timing.add_argument(
-        "--stats-interval",
-        type=float,
-        default=5.0,
-        metavar="SECONDS",
-        help="how often --stats-file is rewritten (0: only at shutdown)",
-    )
-    timing.add_argument(
-        "--metrics-port",
-        type=int,
-        metavar="N",
-        help="serve the statistics (all workers merged) as Prometheus metrics on port N of --host, "
-        "at /metrics: histograms per route and stage from 1 µs, responses per status class",
-    )
-    timing.add_argument(
-        "--metrics-uds", metavar="PATH", help="serve the Prometheus metrics on a Unix socket at PATH instead"
-    )
+    timing_options.add_arguments(run)
 
     proxy = run.add_argument_group("behind a proxy")
     proxy.add_argument(
@@ -255,28 +209,12 @@ def _check(args: argparse.Namespace) -> str | None:
         return "--uds and --fd cannot be used together"
     if (args.uds or args.fd is not None) and (hasattr(args, "host") or hasattr(args, "port")):
         return f"--host and --port do not apply with {'--uds' if args.uds else '--fd'}"
-    if args.access_log_stages and not args.access_log:
-        return "--access-log-stages needs the access log (drop --no-access-log)"
-    if args.stats_interval < 0:
-        return "--stats-interval cannot be negative"
-    if args.metrics_port is not None and args.metrics_uds:
-        return "--metrics-port and --metrics-uds cannot be used together"
-    if args.metrics_port is not None and not 0 < args.metrics_port < 65536:
-        return f"--metrics-port must be a port number, 1 to 65535 (got {args.metrics_port})"
-    exported = [flag for flag, given in _exports(args).items() if given]
-    if exported and args.stage_stats is False:
-        return f"{' and '.join(exported)} need the statistics (drop --no-stage-stats)"
+    problem = timing_options.check(args)
+    if problem:
+        return problem
     if args.root_path and not args.root_path.startswith("/"):
         return f"--root-path must start with '/' (got {args.root_path!r})"
     return _check_allow_ips(args.forwarded_allow_ips)
-
-
-def _exports(args: argparse.Namespace) -> dict[str, bool]:
-    return {
-        "--stats-file": bool(args.stats_file),
-        "--metrics-port": args.metrics_port is not None,
-        "--metrics-uds": bool(args.metrics_uds),
-    }
 
 
 def _check_allow_ips(value: str) -> str | None:
@@ -301,7 +239,7 @@ def _options(args: argparse.Namespace) -> ServeOptions:
         forwarded_allow_ips=args.forwarded_allow_ips,
         root_path=args.root_path,
         server_timing=args.server_timing,
-        stage_stats=bool(args.stage_stats or any(_exports(args).values())),
+        stage_stats=timing_options.stage_stats(args),
         access_log_stages=args.access_log_stages,
     )
 
@@ -329,40 +267,6 @@ def _listen(args: argparse.Namespace) -> socket.socket:
         raise OSError(f"cannot listen on {host}:{port}: {error.strerror or error}") from None
 
 
-def _listen_metrics(args: argparse.Namespace) -> socket.socket | None:
-    """The metrics exposition's own socket, if asked for; ``OSError`` with a message if
-    it cannot be had (the app's port, say)."""
-    if args.metrics_uds:
-        try:
-            return bind_unix(args.metrics_uds)
-        except OSError as error:
-            raise OSError(f"cannot serve metrics on {args.metrics_uds}: {error.strerror or error}") from None
-    if args.metrics_port is None:
-        return None
-    host = getattr(args, "host", DEFAULT_HOST)
-    try:
-        return bind_socket(host, args.metrics_port)
-    except OSError as error:
-        raise OSError(f"cannot serve metrics on {host}:{args.metrics_port}: {error.strerror or error}") from None
-
-
-@contextlib.contextmanager
-def _exporting(
-    args: argparse.Namespace, metrics: socket.socket | None, directory: str | None = None
-) -> Iterator[StatsExport | None]:
-    """Carries the statistics out (``--stats-file``, the exposition on ``metrics``)
-    while the body runs: this process's, or those its workers keep in ``directory``."""
-    if not any(_exports(args).values()):
-        yield None
-        return
-    from spikard._stats_export import StatsExport
-
-    with StatsExport(
-        _spikard.StatsSources(directory), stats_file=args.stats_file, interval=args.stats_interval, metrics=metrics
-    ) as export:
-        yield export
-
-
 def _raise_file_limit(max_connections: int) -> None:
     """Every connection is a file descriptor: lift the soft limit to the hard one,
     and say so if connections would still run out of descriptors first."""
@@ -384,22 +288,23 @@ def _supervise(
 ) -> int:
     from spikard.supervisor import Supervisor, WorkerSpec
 
+    spec = WorkerSpec(
+        app=args.app,
+        options=options,
+        max_requests_jitter=args.max_requests_jitter,
+        log_level=getattr(args, "log_level", None),
+        log_config=args.log_config,
+    )
+    if not timing_options.exports(args):
+        return Supervisor(spec, sock, workers).run()
     # Each worker keeps its statistics in a file here, for the supervisor to merge;
     # in memory rather than on disk where there is such a file system.
     shared_memory = "/dev/shm" if os.path.isdir("/dev/shm") else None
     with (
         tempfile.TemporaryDirectory(prefix="spikard-stats-", dir=shared_memory) as directory,
-        _exporting(args, metrics, directory) as export,
+        timing_options.exporting(args, metrics, directory) as export,
     ):
-        if export is not None:
-            options = dataclasses.replace(options, stats_dir=directory)
-        spec = WorkerSpec(
-            app=args.app,
-            options=options,
-            max_requests_jitter=args.max_requests_jitter,
-            log_level=getattr(args, "log_level", None),
-            log_config=args.log_config,
-        )
+        spec = dataclasses.replace(spec, options=dataclasses.replace(options, stats_dir=directory))
         return Supervisor(spec, sock, workers, stats=export).run()
 
 
@@ -432,7 +337,7 @@ def _run(args: argparse.Namespace) -> int:
         return 1
     bound = unix_identity(args.uds) if args.uds else None
     try:
-        metrics = _listen_metrics(args)
+        metrics = timing_options.listen(args, getattr(args, "host", DEFAULT_HOST))
     except OSError as error:
         sock.close()
         if args.uds:
@@ -446,7 +351,7 @@ def _run(args: argparse.Namespace) -> int:
                 return _supervise(args, workers, options, sock, metrics)
             options = dataclasses.replace(options, debug=options.debug or app.debug)
             try:
-                with _exporting(args, metrics):
+                with timing_options.exporting(args, metrics):
                     serve_main(app, sock, options, name=args.app)
             except ValueError as error:  # routes that cannot be served together
                 print(f"spikard: {error}", file=sys.stderr)

@@ -47,10 +47,11 @@ __all__ = [
 STAGES: tuple[str, ...] = _spikard.STAGES
 """The stage names, in the order a request passes through them."""
 
-UNROUTED = "unrouted"
+UNROUTED: str = _spikard.UNROUTED
 """The route name of requests that matched no route (404, 405, automatic OPTIONS)."""
 
-STATUS_CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx")
+STATUS_CLASSES: tuple[str, ...] = _spikard.STATUS_CLASSES
+"""How responses are counted: ``1xx`` … ``5xx``."""
 
 FILE_FORMAT = "spikard.stats"
 FILE_VERSION = 1
@@ -97,9 +98,10 @@ class RouteStats:
 
 @dataclass(frozen=True)
 class Snapshot:
-    """The statistics of one process at one moment: ``routes`` by name, in the app's
-    order, ``UNROUTED`` last. Empty when nothing in this process has served with
-    statistics on (``--no-stage-stats`` turns them off)."""
+    """Statistics at one moment: ``routes`` by name, in the app's order, ``UNROUTED``
+    last. From ``snapshot()``, this process's (empty unless it serves with
+    ``--stage-stats``); from a ``--stats-file``, every worker's merged, and ``pid`` is
+    the process that wrote it (the supervisor's, with ``--workers``)."""
 
     routes: dict[str, RouteStats]
     pid: int = field(default_factory=os.getpid)
@@ -145,15 +147,18 @@ class Snapshot:
             raise ValueError(
                 f"spikard statistics version {document.get('version')!r}; this spikard reads {FILE_VERSION}"
             )
-        routes = {}
-        for route in document["routes"]:
-            routes[route["route"]] = RouteStats(
-                route=route["route"],
-                stages={name: Summary(**figures) for name, figures in route["stages"].items()},
-                total=Summary(**route["total"]),
-                statuses=dict(route["statuses"]),
-            )
-        return cls(routes, pid=document["pid"], taken_at=document["taken_at"])
+        try:
+            routes = {}
+            for route in document["routes"]:
+                routes[route["route"]] = RouteStats(
+                    route=route["route"],
+                    stages={name: Summary(**figures) for name, figures in route["stages"].items()},
+                    total=Summary(**route["total"]),
+                    statuses=dict(route["statuses"]),
+                )
+            return cls(routes, pid=document["pid"], taken_at=document["taken_at"])
+        except (KeyError, TypeError, AttributeError) as error:
+            raise ValueError(f"a malformed spikard statistics file ({type(error).__name__}: {error})") from None
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Snapshot:
@@ -167,7 +172,9 @@ def snapshot() -> Snapshot:
 
 
 def reset() -> None:
-    """Forgets everything counted so far (requests in flight may be half counted)."""
+    """Forgets everything this process counted so far (requests in flight may be half
+    counted). In a worker of ``--workers N``, the merged ``--metrics-*`` counters then
+    go down, which Prometheus reads as a counter reset."""
     _spikard.stats_reset()
 
 

@@ -282,7 +282,7 @@ class Supervisor:
             if self._table and worker.slot is not None:
                 self._table.give_back(worker.slot)
             if self.stats is not None:
-                self.stats.retire(worker.pid)
+                self.stats.worker_exited(worker.pid)
             self.cut += worker.cut
             if worker.retiring or self.stopping or (worker.successor and not worker.ready):
                 continue  # expected, or reported by _replace with the worker it keeps

@@ -116,7 +116,16 @@ pub enum Started<'py> {
     Done(Bound<'py, PyAny>),
     /// Suspended (or running in the thread pool): the answer arrives on this channel
     /// as the finished task or future.
-    Pending(oneshot::Receiver<Py<PyAny>>),
+    Pending(oneshot::Receiver<Finished>),
+}
+
+/// A suspended handler's finished task (or a sync handler's future), and when
+/// it finished ([`spikard_http::stages::now`]; 0 when the request is not timed):
+/// the serving thread may take a while to get to it, and that wait is not the
+/// handler's.
+pub struct Finished {
+    pub object: Py<PyAny>,
+    pub at: u64,
 }
 
 impl Bridge {
@@ -166,6 +175,7 @@ impl Bridge {
         endpoint: &Py<PyAny>,
         values: &[Bound<'py, PyAny>],
         kwnames: &Bound<'py, PyTuple>,
+        timed: bool,
     ) -> PyResult<Started<'py>> {
         // SAFETY: called with the GIL held; returns a new reference or NULL with an exception set.
         let context = unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyContext_CopyCurrent())? };
@@ -200,7 +210,7 @@ impl Bridge {
             }
             Step::Yield(yielded) => {
                 task.call_method1(self.names.continue_.bind(py), (event_loop, &coro, yielded))?;
-                let receiver = self.on_done(py, &task)?;
+                let receiver = self.on_done(py, &task, timed)?;
                 self.wake.notify_one();
                 Ok(Started::Pending(receiver))
             }
@@ -230,6 +240,7 @@ impl Bridge {
         endpoint: &Py<PyAny>,
         values: &[Bound<'py, PyAny>],
         kwnames: &Bound<'py, PyTuple>,
+        timed: bool,
     ) -> PyResult<Started<'py>> {
         let kwargs = keywords_dict(py, values, kwnames)?;
         let future = self
@@ -237,19 +248,21 @@ impl Bridge {
             .start_sync
             .bind(py)
             .call1((endpoint.bind(py), kwargs))?;
-        Ok(Started::Pending(self.on_done(py, &future)?))
+        Ok(Started::Pending(self.on_done(py, &future, timed)?))
     }
 
     fn on_done(
         &self,
         py: Python<'_>,
         future: &Bound<'_, PyAny>,
-    ) -> PyResult<oneshot::Receiver<Py<PyAny>>> {
+        timed: bool,
+    ) -> PyResult<oneshot::Receiver<Finished>> {
         let (sender, receiver) = oneshot::channel();
         let callback = Bound::new(
             py,
             Completion {
                 sender: Mutex::new(Some(sender)),
+                timed,
             },
         )?;
         future.call_method1(self.names.add_done_callback.bind(py), (callback,))?;
@@ -315,16 +328,26 @@ fn step<'py>(
 /// hands the finished object to the waiting request.
 #[pyclass(module = "spikard._spikard")]
 pub struct Completion {
-    sender: Mutex<Option<oneshot::Sender<Py<PyAny>>>>,
+    sender: Mutex<Option<oneshot::Sender<Finished>>>,
+    /// Stamp the time it finished.
+    timed: bool,
 }
 
 #[pymethods]
 impl Completion {
     fn __call__(&self, finished: Py<PyAny>) {
+        let at = if self.timed {
+            spikard_http::stages::now()
+        } else {
+            0
+        };
         let sender = self.sender.lock().ok().and_then(|mut s| s.take());
         if let Some(sender) = sender {
             // The request may be gone (client disconnected); then nobody waits.
-            let _ = sender.send(finished);
+            let _ = sender.send(Finished {
+                object: finished,
+                at,
+            });
         }
     }
 }

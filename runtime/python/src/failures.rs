@@ -123,7 +123,10 @@ pub fn run_error_handler(
 ) -> HandlerFuture {
     let names = PyTuple::new(py, [PyString::intern(py, "request")]);
     let started =
-        names.and_then(|names| bridge.start_async(py, &callable.unbind(), &[request], &names));
+        // Untimed: an exception handler's time is its request's `response` stage.
+        names.and_then(|names| {
+            bridge.start_async(py, &callable.unbind(), &[request], &names, false)
+        });
     let answered = match started {
         Ok(Started::Done(value)) => explicit_response(py, bridge, label, &value),
         Ok(Started::Pending(receiver)) => {
@@ -133,6 +136,7 @@ pub fn run_error_handler(
                 let result = match receiver.await {
                     Ok(finished) => Python::attach(|py| {
                         finished
+                            .object
                             .bind(py)
                             .call_method0(pyo3::intern!(py, "result"))
                             .and_then(|value| explicit_response(py, &bridge, &label, &value))

@@ -10,7 +10,7 @@ use spikard_http::{
 };
 use tokio::sync::oneshot;
 
-use crate::bridge::{Bridge, Started};
+use crate::bridge::{Bridge, Finished, Started};
 use crate::convert::{build_args, into_response, request_object, RequestParts};
 use crate::failures::{
     fault, ready, ready_with, rejection_errors, run_error_handler, validation_answer,
@@ -26,7 +26,7 @@ pub struct PythonHandler {
 enum Outcome {
     Ready(Response<ResponseBody>),
     /// Suspended or in the thread pool; with the `response` it may amend.
-    Wait(oneshot::Receiver<Py<PyAny>>, Option<Py<PyAny>>),
+    Wait(oneshot::Receiver<Finished>, Option<Py<PyAny>>),
     /// The handler raised: an exception handler may still answer.
     Raised(PyErr),
     /// A Python type refused a value that passed its schema.
@@ -63,10 +63,11 @@ impl PythonHandler {
             }
         };
         let kwnames = plan.kwnames.bind(py);
+        let (endpoint, timed) = (&plan.endpoint, request.timed);
         let started = if plan.is_async {
-            bridge.start_async(py, &plan.endpoint, &args.values, kwnames)
+            bridge.start_async(py, endpoint, &args.values, kwnames, timed)
         } else {
-            bridge.start_sync(py, &plan.endpoint, &args.values, kwnames)
+            bridge.start_sync(py, endpoint, &args.values, kwnames, timed)
         };
         if !matches!(started, Ok(Started::Pending(_))) {
             lap(&mut laps.handler, request.timed);
@@ -188,16 +189,20 @@ impl Handler for PythonHandler {
                 let bridge = bridge.clone();
                 let plan = plan.clone();
                 Box::pin(async move {
-                    let finished = receiver.await;
-                    lap(&mut laps.handler, request.timed);
-                    let Ok(finished) = finished else {
+                    let Ok(Finished {
+                        object: finished,
+                        at,
+                    }) = receiver.await
+                    else {
                         let detail =
                             format!("{}: the handler's task ended without an answer", plan.label);
                         let result = Err(HandlerError {
                             detail: Some(detail),
                         });
+                        lap(&mut laps.handler, request.timed);
                         return Answer { result, laps };
                     };
+                    laps.handler = at;
                     let next = Python::attach(|py| {
                         finish(py, &bridge, &plan, finished, sub)
                             .map_err(|error| on_exception(py, &bridge, &plan, error, &request))

@@ -17,6 +17,7 @@ mod values;
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
+use pyo3::types::PyTuple;
 
 // Every request allocates (parsed bodies, headers, futures); mimalloc's small,
 // thread-local allocations cost far fewer instructions than glibc's malloc.
@@ -51,10 +52,10 @@ fn _spikard(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(check_forwarded_allow_ips, m)?)?;
     m.add_function(wrap_pyfunction!(stats::stats_snapshot, m)?)?;
     m.add_function(wrap_pyfunction!(stats::stats_reset, m)?)?;
-    m.add(
-        "STAGES",
-        pyo3::types::PyTuple::new(m.py(), stats::stage_names())?,
-    )?;
+    let py = m.py();
+    m.add("STAGES", PyTuple::new(py, stats::stage_names())?)?;
+    m.add("STATUS_CLASSES", PyTuple::new(py, stats::STATUS_CLASSES)?)?;
+    m.add("UNROUTED", stats::UNROUTED)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -251,7 +251,7 @@ impl Server {
             let recorded = if options.stats_dir.is_empty() {
                 StageStats::new(templates)
             } else {
-                StageStats::create(&stats::worker_file(options.stats_dir.as_ref()), templates)
+                StageStats::create(&stats::own_file(options.stats_dir.as_ref()), templates)
             }
             .map_err(|e| PyOSError::new_err(format!("cannot map the statistics: {e}")))?;
             let recorded = Arc::new(recorded);

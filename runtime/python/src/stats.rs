@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use pyo3::exceptions::PyOSError;
 use pyo3::prelude::*;
 use spikard_http::stats::{self as core_stats, RouteFigures, Series};
+use spikard_http::stats_file::{is_stats_file, worker_file};
 use spikard_http::{Stage, StageStats};
 
 /// The statistics the latest serve in this process records into.
@@ -47,6 +48,8 @@ pub fn stage_names() -> Vec<&'static str> {
     Stage::ALL.iter().map(|stage| stage.name()).collect()
 }
 
+pub use spikard_http::stats::{STATUS_CLASSES, UNROUTED};
+
 /// Every route's figures now, or `None` when nothing in this process has
 /// served with statistics on.
 #[pyfunction]
@@ -64,9 +67,9 @@ pub fn stats_reset() {
     }
 }
 
-/// Where a serving worker of a supervisor keeps its statistics: `DIR/PID.stats`.
-pub fn worker_file(directory: &Path) -> PathBuf {
-    directory.join(format!("{}.stats", std::process::id()))
+/// Where this process keeps its statistics for its supervisor.
+pub fn own_file(directory: &Path) -> PathBuf {
+    worker_file(directory, std::process::id())
 }
 
 /// The statistics `--stats-file` and the metrics exposition show: this
@@ -93,7 +96,7 @@ impl StatsSources {
         };
         let mut paths: Vec<PathBuf> = entries
             .filter_map(|entry| entry.ok().map(|e| e.path()))
-            .filter(|path| path.extension().is_some_and(|ext| ext == "stats"))
+            .filter(|path| is_stats_file(path))
             .collect();
         paths.sort();
         for path in paths {
@@ -118,21 +121,27 @@ impl StatsSources {
     }
 
     /// The worker `pid` has exited: its figures are kept, its file removed.
-    fn retire(&self, py: Python<'_>, pid: u32) -> PyResult<()> {
+    fn worker_exited(&self, py: Python<'_>, pid: u32) -> PyResult<()> {
         let Some(directory) = &self.directory else {
             return Ok(());
         };
-        let path = directory.join(format!("{pid}.stats"));
+        let path = worker_file(directory, pid);
+        let mut kept = path.clone();
+        kept.set_extension("exited");
         py.detach(|| {
             let mut retired = self.retired.lock().unwrap_or_else(|e| e.into_inner());
-            let stats = match StageStats::open(&path) {
-                Ok(stats) => stats,
+            // Out of the readers' sight first: if this fails, the file is still
+            // read where it is, and nothing is counted twice.
+            match std::fs::rename(&path, &kept) {
+                Ok(()) => {}
                 // It exited before it served: nothing to keep.
                 Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(()),
                 Err(error) => return Err(error),
-            };
-            core_stats::merge(&mut retired, stats.snapshot());
-            std::fs::remove_file(&path)
+            }
+            let stats = StageStats::open(&kept);
+            let _ = std::fs::remove_file(&kept);
+            core_stats::merge(&mut retired, stats?.snapshot());
+            Ok(())
         })
         .map_err(|e| PyOSError::new_err(format!("statistics of worker {pid}: {e}")))
     }
