@@ -281,40 +281,46 @@ impl App {
         };
         timing.matched(route.index);
         let (limit, stall) = (self.config.max_body_size, self.config.body_stall);
-        let read = match &route.body {
-            Some(spec) => match spec.read(&head.headers, body, limit, stall).await {
-                Ok(Some(read)) => Ok((Some(read.value), Some(read.raw))),
-                Ok(None) => Ok((None, None)),
-                Err(problem) => Err(problem),
-            },
-            None if route.wants_request => body::read_raw(&head.headers, body, limit, stall)
-                .await
-                .map(|raw| (None, Some(raw))),
-            None => Ok((None, None)),
-        };
-        let (body, raw_body) = match read {
-            Ok(read) => read,
-            // Refused while reading (too large, not JSON, stalled): parsed no further.
-            Err(problem) => {
-                timing.lap(Stage::Parse);
-                return problem.into_response();
+        // In blocks: a local whose scope spans a later await takes room in
+        // every request's future, moved or not.
+        let (body, raw_body) = {
+            let read = match &route.body {
+                Some(spec) => match spec.read(&head.headers, body, limit, stall).await {
+                    Ok(Some(read)) => Ok((Some(read.value), Some(read.raw))),
+                    Ok(None) => Ok((None, None)),
+                    Err(problem) => Err(problem),
+                },
+                None if route.wants_request => body::read_raw(&head.headers, body, limit, stall)
+                    .await
+                    .map(|raw| (None, Some(raw))),
+                None => Ok((None, None)),
+            };
+            match read {
+                Ok(read) => read,
+                // Refused while reading (too large, not JSON, stalled): parsed no further.
+                Err(problem) => {
+                    timing.lap(Stage::Parse);
+                    return problem.into_response();
+                }
             }
         };
-        // After the body, so that what was found is not held while it arrives.
-        let inputs = RawInputs {
-            path: &path_values,
-            query: head.uri.query(),
-            headers: &head.headers,
-        };
-        let found = params::extract(&route.params, &inputs);
-        timing.lap(Stage::Parse);
         let mut errors = Vec::new();
         let mut args = Vec::with_capacity(route.params.len());
-        params::validate(&route.params, found, &mut args, &mut errors);
-        if let Some(spec) = &route.body {
-            spec.validate(body.as_ref(), &mut errors);
+        {
+            // After the body, so that what was found is not held while it arrives.
+            let inputs = RawInputs {
+                path: &path_values,
+                query: head.uri.query(),
+                headers: &head.headers,
+            };
+            let found = params::extract(&route.params, &inputs);
+            timing.lap(Stage::Parse);
+            params::validate(&route.params, found, &mut args, &mut errors);
+            if let Some(spec) = &route.body {
+                spec.validate(body.as_ref(), &mut errors);
+            }
+            timing.lap(Stage::Validate);
         }
-        timing.lap(Stage::Validate);
         if !errors.is_empty() {
             let path_params = path_params(&route.path_names, &path_values);
             let invalid = InvalidRequest {
