@@ -186,6 +186,37 @@ def test_a_client_that_leaves_a_suspended_handler_is_counted_as_499(spikard_serv
     assert sleep["stages"]["response"]["count"] == 0
 
 
+OWN_ANSWERS_APP = """
+from spikard import Spikard
+from spikard.exceptions import RequestValidationError
+from spikard.responses import JSONResponse
+
+app = Spikard()
+
+@app.exception_handler(RequestValidationError)
+async def on_invalid(request, exc: RequestValidationError) -> JSONResponse:
+    return JSONResponse({"mine": True}, status_code=400)
+
+@app.exception_handler(404)
+async def on_missing(request, exc) -> JSONResponse:
+    return JSONResponse({"missing": True}, status_code=404)
+
+@app.get("/items/{item_id:int}")
+async def item(item_id: int) -> dict:
+    return {"item_id": item_id}
+"""
+
+
+def test_an_apps_own_answers_to_refused_requests_count_as_handler(spikard_server):
+    server = spikard_server(OWN_ANSWERS_APP, args=["--server-timing"])
+    status, measured = timing(server, "GET", "/items/seven")
+    assert status == 400
+    assert list(measured.stages) == ["parse", "validate", "handler"]
+    status, measured = timing(server, "GET", "/nowhere")
+    assert status == 404
+    assert list(measured.stages) == ["parse", "handler"]
+
+
 def test_server_timing_is_sent_only_when_asked_for(spikard_server):
     server = spikard_server(APP)
     assert request(server, "GET", "/items/1").getheader("server-timing") is None

@@ -34,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--stage-stats",
         action=argparse.BooleanOptionalAction,
-        default=None,
+        default=argparse.SUPPRESS,  # unset: decided by the exports (stage_stats below)
         help="keep latency histograms per route and stage, read with spikard.stats (default: on with "
         "--stats-file or --metrics-*, off otherwise: they cost about 2%% more work per request)",
     )
@@ -75,7 +75,7 @@ def exports(args: argparse.Namespace) -> list[str]:
 
 def stage_stats(args: argparse.Namespace) -> bool:
     """Whether the statistics are kept: asked for, or needed by an export."""
-    return bool(args.stage_stats or exports(args))
+    return bool(getattr(args, "stage_stats", None) or exports(args))
 
 
 def check(args: argparse.Namespace) -> str | None:
@@ -89,7 +89,7 @@ def check(args: argparse.Namespace) -> str | None:
     if args.metrics_port is not None and not 0 < args.metrics_port < 65536:
         return f"--metrics-port must be a port number, 1 to 65535 (got {args.metrics_port})"
     exported = exports(args)
-    if exported and args.stage_stats is False:
+    if exported and getattr(args, "stage_stats", None) is False:
         verb = "needs" if len(exported) == 1 else "need"
         return f"{' and '.join(exported)} {verb} the statistics (drop --no-stage-stats)"
     return None
