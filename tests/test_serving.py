@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import SpikardProcess, free_port, run_cli, spikard_command, write_app
+from conftest import SpikardProcess, free_port, run_cli, spikard_command, wait_until, write_app
 
 APP = """
 import asyncio
@@ -57,16 +57,6 @@ async def boom():
 ACCESS_LINE = re.compile(
     r'^(?P<client>\S+) - "(?P<method>\S+) (?P<target>\S+) (?P<version>HTTP/[\d.]+)" (?P<status>\d{3}) (?P<ms>[\d.]+)ms$'
 )
-
-
-def wait_until(condition, timeout: float = 10.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = condition()
-        if result:
-            return result
-        time.sleep(0.05)
-    pytest.fail(f"timed out waiting for {what}")
 
 
 def access_lines(server: SpikardProcess) -> list[re.Match[str]]:

@@ -12,7 +12,7 @@ import time
 
 import httpx
 import pytest
-from conftest import SpikardProcess
+from conftest import SpikardProcess, wait_until
 
 from spikard.stats import STAGES, ServerTiming, parse_server_timing
 
@@ -76,15 +76,6 @@ def timing(server: SpikardProcess, method: str, path: str, body: bytes | None = 
     header = response.getheader("server-timing")
     assert header is not None, f"{method} {path}: no Server-Timing header"
     return response.status, parse_server_timing(header)
-
-
-def wait_until(condition, timeout: float = 10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if result := condition():
-            return result
-        time.sleep(0.05)
-    pytest.fail("timed out")
 
 
 def route_stats(server: SpikardProcess) -> dict:
@@ -179,7 +170,9 @@ def test_a_client_that_leaves_a_suspended_handler_is_counted_as_499(spikard_serv
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
         sock.sendall(b"GET /sleep?ms=500 HTTP/1.1\r\nHost: x\r\n\r\n")
         time.sleep(0.1)
-    route = wait_until(lambda: route_stats(server)["GET /sleep"]["statuses"]["4xx"] == 1 and route_stats(server))
+    route = wait_until(
+        lambda: route_stats(server)["GET /sleep"]["statuses"]["4xx"] == 1 and route_stats(server), what="the 499"
+    )
     sleep = route["GET /sleep"]
     assert sleep["total"]["count"] == 1
     assert sleep["stages"]["validate"]["count"] == 1

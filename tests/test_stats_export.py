@@ -9,12 +9,11 @@ import json
 import os
 import signal
 import socket
-import time
 from pathlib import Path
 
 import httpx
 import pytest
-from conftest import SpikardProcess, free_port, http_get
+from conftest import SpikardProcess, free_port, http_get, wait_until
 from prometheus_client.parser import text_string_to_metric_families
 
 from spikard.stats import STAGES, Snapshot
@@ -37,14 +36,16 @@ async def item(item_id: int) -> dict:
 PID_ROUTE = "GET /pid"
 
 
-def wait_for(condition, timeout: float = 20.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = condition()
-        if result:
-            return result
-        time.sleep(0.05)
-    pytest.fail(f"timed out waiting for {what}")
+def until_both_workers_answer(port: int) -> tuple[set[int], int]:
+    """GET /pid on fresh connections until both workers have answered: their pids,
+    and how many requests that took."""
+    pids = fresh_connection_gets(port, "/pid", 40)
+    sent = 40
+    while len(pids) < 2:
+        pids |= fresh_connection_gets(port, "/pid", 20)
+        sent += 20
+        assert sent < 1000, "one worker took every connection"
+    return pids, sent
 
 
 def fresh_connection_gets(port: int, path: str, count: int) -> set[int]:
@@ -96,7 +97,7 @@ def test_stats_file_is_written_while_serving_and_survives_sigterm(spikard_server
         route = snapshot.routes.get(PID_ROUTE)
         return snapshot if route and route.count == 20 else None
 
-    snapshot = wait_for(written, what="the periodic statistics file")
+    snapshot = wait_until(written, what="the periodic statistics file")
     assert snapshot.pid == server.proc.pid
     fresh_connection_gets(server.port, "/items/3", 7)
     assert server.stop(signal.SIGTERM) == 0
@@ -158,17 +159,12 @@ def test_two_workers_are_merged_and_every_request_counts_once(spikard_server, tm
     server = spikard_server(
         APP, args=["--workers", "2", "--metrics-port", str(metrics_port), "--stats-file", str(stats_file)]
     )
-    pids = fresh_connection_gets(server.port, "/pid", 60)
-    sent = 60
-    while len(pids) < 2:
-        pids |= fresh_connection_gets(server.port, "/pid", 20)
-        sent += 20
-        assert sent < 1000, "one worker took every connection"
+    pids, sent = until_both_workers_answer(server.port)
     assert server.proc.pid not in pids
     assert route_count(scrape(metrics_port), PID_ROUTE) == sent
     # A rolling restart retires both workers: what they counted stays counted.
     server.proc.send_signal(signal.SIGHUP)
-    wait_for(lambda: "every worker replaced" in server.stderr, timeout=60, what="the rolling restart")
+    wait_until(lambda: "every worker replaced" in server.stderr, timeout=60, what="the rolling restart")
     fresh_connection_gets(server.port, "/pid", 10)
     samples = scrape(metrics_port)
     assert route_count(samples, PID_ROUTE) == sent + 10
@@ -181,15 +177,10 @@ def test_two_workers_are_merged_and_every_request_counts_once(spikard_server, tm
 def test_a_killed_workers_requests_stay_counted(spikard_server):
     metrics_port = free_port()
     server = spikard_server(APP, args=["--workers", "2", "--metrics-port", str(metrics_port)])
-    pids = fresh_connection_gets(server.port, "/pid", 40)
-    sent = 40
-    while len(pids) < 2:
-        pids |= fresh_connection_gets(server.port, "/pid", 20)
-        sent += 20
-        assert sent < 1000, "one worker took every connection"
+    pids, sent = until_both_workers_answer(server.port)
     victim = min(pids)
     os.kill(victim, signal.SIGKILL)
-    wait_for(lambda: f"worker {victim} died" in server.stderr, what="the supervisor to notice")
+    wait_until(lambda: f"worker {victim} died" in server.stderr, what="the supervisor to notice")
     survivors = fresh_connection_gets(server.port, "/pid", 10)
     assert victim not in survivors
     assert route_count(scrape(metrics_port), PID_ROUTE) == sent + 10
