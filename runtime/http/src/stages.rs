@@ -98,10 +98,6 @@ impl StageTimes {
             .filter(|(stage, _)| self.reached & (1 << stage.index()) != 0)
     }
 
-    pub fn total(&self) -> Duration {
-        Duration::from_nanos(self.total)
-    }
-
     pub fn total_nanos(&self) -> u64 {
         self.total
     }
@@ -162,34 +158,26 @@ impl Piece {
         }
         Piece { bytes, len }
     }
+}
 
-    /// `parse;dur=`, … by stage.
-    const fn timing_key(stage: Stage) -> Self {
-        Piece::join(["", stage.name(), ";dur="])
+/// `HEAD` + the stage's name + `TAIL`, for each stage in order.
+const fn stage_pieces(head: &str, tail: &str) -> [Piece; 5] {
+    const BLANK: Piece = Piece::join(["", "", ""]);
+    let mut pieces = [BLANK; 5];
+    let mut i = 0;
+    while i < Stage::ALL.len() {
+        pieces[i] = Piece::join([head, Stage::ALL[i].name(), tail]);
+        i += 1;
     }
-
-    /// ` parse=`, … by stage.
-    const fn field_key(stage: Stage) -> Self {
-        Piece::join([" ", stage.name(), "="])
-    }
+    pieces
 }
 
 const SEPARATOR: Piece = Piece::join(["", ", ", ""]);
 const TOTAL: Piece = Piece::join(["", "total", ";dur="]);
-const TIMING_KEYS: [Piece; 5] = [
-    Piece::timing_key(Stage::Parse),
-    Piece::timing_key(Stage::Validate),
-    Piece::timing_key(Stage::Ffi),
-    Piece::timing_key(Stage::Handler),
-    Piece::timing_key(Stage::Response),
-];
-const FIELD_KEYS: [Piece; 5] = [
-    Piece::field_key(Stage::Parse),
-    Piece::field_key(Stage::Validate),
-    Piece::field_key(Stage::Ffi),
-    Piece::field_key(Stage::Handler),
-    Piece::field_key(Stage::Response),
-];
+/// `parse;dur=`, … by stage.
+const TIMING_KEYS: [Piece; 5] = stage_pieces("", ";dur=");
+/// ` parse=`, … by stage.
+const FIELD_KEYS: [Piece; 5] = stage_pieces(" ", "=");
 
 /// Text built on the stack, by hand: `core::fmt` and a growing `Vec` cost
 /// more than the rest of the `Server-Timing` header. Room for six metrics

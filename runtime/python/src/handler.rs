@@ -178,12 +178,12 @@ impl Handler for PythonHandler {
             Outcome::Raised(_) => unreachable!("answered by on_exception above"),
             Outcome::Invalid(errors) => {
                 let parts = RequestParts::of(&request);
-                let answer =
-                    validation_answer(bridge, &plan.label, parts, request.body.as_ref(), errors)
-                        .unwrap_or_else(|errors| {
-                            ready(Ok(Problem::validation(errors).into_response()))
-                        });
-                with_laps(answer, laps)
+                match validation_answer(bridge, &plan.label, parts, request.body.as_ref(), errors) {
+                    Ok(answer) => with_laps(answer, laps),
+                    Err(errors) => {
+                        ready_with(Ok(Problem::validation(errors).into_response()), laps)
+                    }
+                }
             }
             Outcome::Wait(receiver, sub) => {
                 let bridge = bridge.clone();
