@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up spikard on a fresh machine: builds the runtime extension (release) and
-# installs the `spikard` package and command into the current Python.
+# installs the `spikard` package and command, and the developer tools
+# (`spikard-devtools`, from devtools/), into the current Python.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,4 +10,6 @@ command -v cargo >/dev/null || { echo "setup: cargo (the Rust toolchain) is need
 
 echo "setup: building and installing spikard (release build of the Rust runtime; the first build takes a few minutes)" >&2
 python3 -m pip install --quiet --disable-pip-version-check .
+echo "setup: installing the developer tools (spikard-devtools: spikard dev, profile, bench)" >&2
+python3 -m pip install --quiet --disable-pip-version-check ./devtools
 echo "setup: done; 'spikard --help' to start" >&2

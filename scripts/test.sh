@@ -50,7 +50,7 @@ for version in $supported; do
     venv=".venvs/py$version"
     echo "test: building spikard for Python $version ($python) into $venv" >&2
     [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
-    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check . -r tests/requirements.txt
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check . ./devtools -r tests/requirements.txt
     echo "test: pytest over real sockets on Python $version" >&2
     "$venv/bin/python" -m pytest -q -p no:cacheprovider tests
 done

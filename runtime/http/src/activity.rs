@@ -83,7 +83,10 @@ pub struct Activity {
     any_parked: AtomicBool,
     /// Requests begun.
     begun: AtomicUsize,
-    first_begun: Notify,
+    /// Told when the first request begins, and, once the server is shutting
+    /// down (`draining`), every one.
+    request_begun: Notify,
+    draining: AtomicBool,
     http2: AtomicBool,
 }
 
@@ -176,7 +179,8 @@ impl Activity {
             parked: Mutex::new(Vec::new()),
             any_parked: AtomicBool::new(false),
             begun: AtomicUsize::new(0),
-            first_begun: Notify::new(),
+            request_begun: Notify::new(),
+            draining: AtomicBool::new(false),
             http2: AtomicBool::new(false),
         })
     }
@@ -205,9 +209,10 @@ impl Activity {
     pub fn begin(self: &Arc<Self>) -> Serving {
         self.requests.fetch_add(SERVED, Ordering::Relaxed);
         self.phase.store(BUSY, Ordering::Relaxed);
-        // Only the first request matters to a shutdown waiting on it.
-        if self.begun.fetch_add(1, Ordering::Relaxed) == 0 {
-            self.first_begun.notify_waiters();
+        // Only a shutdown waits on requests: for the first, or while draining.
+        if self.begun.fetch_add(1, Ordering::Relaxed) == 0 || self.draining.load(Ordering::Relaxed)
+        {
+            self.request_begun.notify_waiters();
         }
         Serving {
             activity: self.clone(),
@@ -275,18 +280,29 @@ impl Activity {
         }
     }
 
-    /// Resolves once the first request has begun.
-    pub async fn first(&self) {
+    /// Resolves once a request has begun after `count` had ([`Activity::begun`]).
+    pub async fn request_after(&self, count: usize) {
+        self.draining.store(true, Ordering::Relaxed);
         loop {
-            let changed = self.first_begun.notified();
+            let changed = self.request_begun.notified();
             tokio::pin!(changed);
             // Registered before the check, so a `begin` in between is not missed.
             changed.as_mut().enable();
-            if self.begun.load(Ordering::Relaxed) > 0 {
+            if self.begun.load(Ordering::Relaxed) > count {
                 return;
             }
             changed.await;
         }
+    }
+
+    /// Whether the connection speaks HTTP/2.
+    pub fn http2(&self) -> bool {
+        self.http2.load(Ordering::Relaxed)
+    }
+
+    /// How many requests have begun on the connection.
+    pub fn begun(&self) -> usize {
+        self.begun.load(Ordering::Relaxed)
     }
 }
 

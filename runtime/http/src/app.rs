@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,6 +17,7 @@ use crate::access_log::{AccessLog, AccessRecord};
 use crate::body;
 use crate::framing;
 use crate::handler::{Fallback, HandlerFuture, InvalidRequest, RequestData, ResponseBody};
+use crate::notice::Notice;
 use crate::params::{self, RawInputs};
 use crate::problem::{allow_list, Problem};
 use crate::remote::{ProxyTrust, Remote};
@@ -93,6 +94,9 @@ impl Exchange {
                 record.stages = times.map(Box::new);
             }
         }
+        if let Some(notice) = &self.app.notice {
+            notice.apply(response.headers_mut());
+        }
         if let (Some(times), true) = (times, config.server_timing) {
             // SAFETY: `server_timing` writes only visible ASCII and spaces.
             let value =
@@ -132,6 +136,9 @@ pub struct App {
     fallback: Option<Arc<dyn Fallback>>,
     access_log: Option<Arc<AccessLog>>,
     stats: Option<Arc<StageStats>>,
+    notice: Option<Arc<Notice>>,
+    /// Shutting down: HTTP/1 responses say `Connection: close`.
+    draining: AtomicBool,
 }
 
 impl App {
@@ -144,7 +151,21 @@ impl App {
             fallback: None,
             access_log: None,
             stats: None,
+            notice: None,
+            draining: AtomicBool::new(false),
         }
+    }
+
+    /// Shutdown has begun: every response from now on closes its HTTP/1
+    /// connection, and says so.
+    pub fn drain(&self) {
+        self.draining.store(true, Ordering::Relaxed);
+    }
+
+    /// Adds the header `notice` holds, while it holds one, to every response.
+    pub fn with_notice(mut self, notice: Arc<Notice>) -> Self {
+        self.notice = Some(notice);
+        self
     }
 
     /// Records every request's stage times in `stats`, made for this app's
@@ -225,9 +246,10 @@ impl App {
             stages: None,
         });
         let head = request.method() == Method::HEAD;
-        let mut timing = Timing::new(began, self.stats.as_ref());
+        let http1 = request.version() < http::Version::HTTP_2;
         let mut exchange = Exchange::begin(self, record, head);
         let app = &*exchange.app;
+        let mut timing = Timing::new(began, app.stats.as_deref());
         let outcome = AssertUnwindSafe(app.dispatch(request, remote, &mut timing))
             .catch_unwind()
             .await;
@@ -239,7 +261,16 @@ impl App {
             }
         };
         let times = timing.answered(response.status().as_u16());
+        drop(timing);
         exchange.answered(&mut response, times);
+        if http1 && exchange.app.draining.load(Ordering::Relaxed) {
+            // Shutting down: the client learns this connection closes after
+            // this response, rather than by a reset of its next request.
+            response.headers_mut().insert(
+                http::header::CONNECTION,
+                http::HeaderValue::from_static("close"),
+            );
+        }
         (response, exchange)
     }
 
@@ -247,7 +278,7 @@ impl App {
         &self,
         request: Request<B>,
         remote: Remote,
-        timing: &mut Timing,
+        timing: &mut Timing<'_>,
     ) -> Response<ResponseBody>
     where
         B: http_body::Body<Data = Bytes>,
@@ -315,11 +346,15 @@ impl App {
             };
             let found = params::extract(&route.params, &inputs);
             timing.lap(Stage::Parse);
-            params::validate(&route.params, found, &mut args, &mut errors);
-            if let Some(spec) = &route.body {
-                spec.validate(body.as_ref(), &mut errors);
+            if route.params.is_empty() && route.body.is_none() {
+                timing.skip(Stage::Validate);
+            } else {
+                params::validate(&route.params, found, &mut args, &mut errors);
+                if let Some(spec) = &route.body {
+                    spec.validate(body.as_ref(), &mut errors);
+                }
+                timing.lap(Stage::Validate);
             }
-            timing.lap(Stage::Validate);
         }
         if !errors.is_empty() {
             let path_params = path_params(&route.path_names, &path_values);
@@ -359,7 +394,7 @@ impl App {
         remote: Remote,
         status: StatusCode,
         allowed: &[Method],
-        timing: &mut Timing,
+        timing: &mut Timing<'_>,
     ) -> Response<ResponseBody> {
         let problem = if status == StatusCode::METHOD_NOT_ALLOWED {
             Problem::method_not_allowed(&head.method, allowed)
@@ -375,7 +410,11 @@ impl App {
         }
     }
 
-    async fn answer(&self, handled: HandlerFuture, timing: &mut Timing) -> Response<ResponseBody> {
+    async fn answer(
+        &self,
+        handled: HandlerFuture,
+        timing: &mut Timing<'_>,
+    ) -> Response<ResponseBody> {
         let answer = handled.await;
         timing.handled(answer.laps);
         match answer.result {

@@ -13,11 +13,13 @@
 //! ends idleness.
 //!
 //! At shutdown every connection finishes the request it is serving and closes.
-//! A connection that has not begun its first request yet gets a moment to do
-//! so: its client has just connected, and its request may already be on the
-//! wire; closing it then would lose a request the client has every reason to
-//! think was accepted (a fresh connection is not retried the way a reused
-//! keep-alive connection is).
+//! An HTTP/1 connection between requests (or before its first) is not closed
+//! at once: its client may be sending its next request right now, and a close
+//! crossing it on the wire loses that request (a reset, which clients other
+//! than browsers do not retry). It gets a moment to begin one, which is
+//! answered with `Connection: close`; only a connection that stays quiet
+//! through that moment is closed idle. (HTTP/2 needs none of this: its
+//! GOAWAY tells the client which streams were taken.)
 
 use std::future::Future;
 use std::pin::Pin;
@@ -28,12 +30,12 @@ use std::time::Duration;
 use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
 
-use crate::activity::Activity;
+use crate::activity::{Activity, Phase};
 use crate::watchdog::{Expired, Timeouts, Watch};
 
-/// How long a connection accepted just before shutdown may take to begin its
-/// first request.
-pub const FIRST_REQUEST_GRACE: Duration = Duration::from_millis(1000);
+/// How long a connection between requests at shutdown may take to begin its
+/// next (or first) one.
+pub const NEXT_REQUEST_GRACE: Duration = Duration::from_millis(1000);
 
 /// How long an idle connection told to close may take to do so (an HTTP/2
 /// client answering the server's last ping) before it is dropped.
@@ -134,14 +136,28 @@ impl Connections {
             Ending::Closed => None,
             Ending::Expired(expired) => Some(expired),
             Ending::ShuttingDown => {
-                let first = async {
-                    tokio::time::timeout(FIRST_REQUEST_GRACE, activity.first())
-                        .await
-                        .ok();
+                let begun = activity.begun();
+                // A handler at work: its response is not begun, and hyper
+                // marks it `Connection: close`. A response already on its way
+                // went out as keep-alive: the client may send another
+                // request on it, which is the one to close with.
+                let quiet = match activity.phase() {
+                    Phase::Busy => false,
+                    // GOAWAY closes an HTTP/2 connection without a race.
+                    Phase::Idle | Phase::ReadingHead | Phase::Writing => {
+                        !(activity.http2() && begun > 0)
+                    }
+                };
+                let next = async {
+                    if quiet {
+                        tokio::time::timeout(NEXT_REQUEST_GRACE, activity.request_after(begun))
+                            .await
+                            .ok();
+                    }
                 };
                 let ended = tokio::select! {
                     _ = connection.as_mut() => true,
-                    () = first => false,
+                    () = next => false,
                 };
                 if ended {
                     None

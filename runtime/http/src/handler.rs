@@ -4,6 +4,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http::request::Parts;
@@ -89,7 +90,35 @@ impl From<HandlerResult> for Answer {
     }
 }
 
-pub type HandlerFuture = Pin<Box<dyn Future<Output = Answer> + Send>>;
+/// A handler's answer: in hand at once (most calls; no allocation), or a
+/// future of it (a handler that suspended).
+pub enum HandlerFuture {
+    Ready(Option<Answer>),
+    Pending(Pin<Box<dyn Future<Output = Answer> + Send>>),
+}
+
+impl HandlerFuture {
+    pub fn ready(answer: Answer) -> Self {
+        HandlerFuture::Ready(Some(answer))
+    }
+
+    pub fn pending(answer: impl Future<Output = Answer> + Send + 'static) -> Self {
+        HandlerFuture::Pending(Box::pin(answer))
+    }
+}
+
+impl Future for HandlerFuture {
+    type Output = Answer;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Answer> {
+        match self.get_mut() {
+            HandlerFuture::Ready(answer) => {
+                Poll::Ready(answer.take().expect("a handler's answer is taken once"))
+            }
+            HandlerFuture::Pending(answer) => answer.as_mut().poll(cx),
+        }
+    }
+}
 
 pub trait Handler: Send + Sync + 'static {
     fn call(&self, request: RequestData) -> HandlerFuture;
@@ -109,7 +138,7 @@ where
 {
     fn call(&self, request: RequestData) -> HandlerFuture {
         let called = self(request);
-        Box::pin(async move { Answer::from(called.await) })
+        HandlerFuture::pending(async move { Answer::from(called.await) })
     }
 }
 

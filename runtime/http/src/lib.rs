@@ -16,6 +16,7 @@ pub mod formats;
 pub mod framing;
 pub mod handler;
 pub mod metrics;
+pub mod notice;
 pub mod params;
 pub mod path;
 pub mod peers;
@@ -37,6 +38,7 @@ pub use handler::{
     json_response, Answer, Fallback, Handler, HandlerError, HandlerFuture, HandlerResult,
     InvalidRequest, RequestData, ResponseBody,
 };
+pub use notice::Notice;
 pub use params::{ParamSource, ParamSpec, Scalar};
 pub use peers::Peers;
 pub use problem::{FieldError, LocSegment, Problem};

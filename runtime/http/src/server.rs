@@ -227,6 +227,7 @@ where
     // New connections are refused from here on (when no other process holds
     // the socket); open ones finish what they serve.
     drop(listener);
+    app.drain();
     match tokio::time::timeout(config.graceful_timeout, connections.shut_down()).await {
         Ok(()) => ServeReport::default(),
         Err(_) => ServeReport {

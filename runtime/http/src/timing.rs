@@ -6,34 +6,33 @@
 //! it: every request's exchange is moved several times on its way through
 //! hyper, and one that is not timed must not carry a clock.
 
-use std::sync::Arc;
-
 use crate::app::CLIENT_CLOSED_REQUEST;
 use crate::stages::{self, Clock, HandlerLaps, Stage, StageTimes};
 use crate::stats::StageStats;
 
-pub(crate) struct Timing {
+pub(crate) struct Timing<'a> {
     /// `None`: the app times nothing, or the request has been answered.
-    watch: Option<Stopwatch>,
+    watch: Option<Stopwatch<'a>>,
 }
 
-struct Stopwatch {
+/// Borrows the app's statistics: the request's future owns the app.
+struct Stopwatch<'a> {
     clock: Clock,
-    stats: Option<Arc<StageStats>>,
+    stats: Option<&'a StageStats>,
     /// The route it matched (the statistics' unrouted entry until it does).
     route: usize,
     /// What its handler reported, once it answered.
     laps: Option<HandlerLaps>,
 }
 
-impl Timing {
+impl<'a> Timing<'a> {
     /// A request that `began` ([`stages::now`]); `None`: not timed.
-    pub fn new(began: Option<u64>, stats: Option<&Arc<StageStats>>) -> Self {
+    pub fn new(began: Option<u64>, stats: Option<&'a StageStats>) -> Self {
         Timing {
             watch: began.map(|began| Stopwatch {
                 clock: Clock::start(began),
                 route: stats.map_or(0, |stats| stats.unrouted()),
-                stats: stats.cloned(),
+                stats,
                 laps: None,
             }),
         }
@@ -47,6 +46,13 @@ impl Timing {
     pub fn lap(&mut self, stage: Stage) {
         if let Some(watch) = &mut self.watch {
             watch.clock.lap(stage);
+        }
+    }
+
+    /// `stage` had nothing to do: it took no time, and reads no clock.
+    pub fn skip(&mut self, stage: Stage) {
+        if let Some(watch) = &mut self.watch {
+            watch.clock.skip(stage);
         }
     }
 
@@ -73,14 +79,14 @@ impl Timing {
             watch.clock.handled(laps, now);
         }
         let times = watch.clock.finish(now);
-        if let Some(stats) = &watch.stats {
+        if let Some(stats) = watch.stats {
             stats.record(watch.route, status, &times);
         }
         Some(times)
     }
 }
 
-impl Drop for Timing {
+impl Drop for Timing<'_> {
     /// A request dropped before its answer (its client left): the stages it
     /// finished count, under 499 as in the access log.
     fn drop(&mut self) {

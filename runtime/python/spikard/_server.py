@@ -207,6 +207,7 @@ def serve_main(
     label: str = "",
     ready: Callable[[], object] | None = None,
     on_max_requests: Callable[[], object] | None = None,
+    server: _spikard.Server | None = None,
 ) -> int:
     """Serves on the main thread with stop signals, saying so on stderr; for
     ``Spikard.run``, ``spikard run`` and supervised workers (``label``). Returns the
@@ -227,6 +228,6 @@ def serve_main(
     # keep it out of every later garbage collection.
     gc.collect()
     gc.freeze()
-    cut = serve_socket(app, sock, options, ready=announce, on_max_requests=on_max_requests)
+    cut = serve_socket(app, sock, options, server=server, ready=announce, on_max_requests=on_max_requests)
     logs.info(f"{who}stopped{f'; {cut} request(s) were cut short' if cut else ''}")
     return cut

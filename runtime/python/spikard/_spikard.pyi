@@ -303,6 +303,10 @@ class Server:
         together and ``OSError`` for an unusable socket."""
     def shutdown(self) -> None:
         """Stops accepting; in-flight requests finish within the grace period."""
+    def set_notice(self, name: str, value: str | None) -> None:
+        """From now on every response carries the header ``name: value``, replacing any
+        set before; ``value=None`` stops it. Callable from any thread, while serving or
+        before. Raises ``ValueError`` for a name or value that is not a valid header."""
 
 @final
 class Completion:

@@ -12,8 +12,10 @@ import os
 import signal
 import socket
 import sys
+import threading
 
 from spikard import _logging as logs
+from spikard import _spikard
 from spikard._server import ServeOptions, serve_main
 from spikard.loading import AppLoadError, load_app
 
@@ -27,11 +29,29 @@ def _stop_with_supervisor() -> None:
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
+STALE_HEADER = "spikard-stale"
+
+
 class Reporter:
     """The worker's end of its pipe to the supervisor: one line per message."""
 
     def __init__(self, fd: int) -> None:
         self._control = socket.socket(fileno=fd)
+
+    def listen(self, server: _spikard.Server) -> None:
+        """Follows the supervisor's messages on a thread of its own: ``stale TEXT``
+        (the code on disk could not be loaded: every response says so in a
+        ``Spikard-Stale`` header) and ``fresh`` (no longer)."""
+
+        def follow() -> None:
+            for line in self._control.makefile("r", encoding="utf-8", errors="replace"):
+                message = line.strip()
+                if message.startswith("stale "):
+                    server.set_notice(STALE_HEADER, _header_text(message.removeprefix("stale ")))
+                elif message == "fresh":
+                    server.set_notice(STALE_HEADER, None)
+
+        threading.Thread(target=follow, name="spikard-control", daemon=True).start()
 
     def tell(self, message: str) -> bool:
         """Sends ``message``; False when the supervisor cannot hear it (if the
@@ -43,12 +63,21 @@ class Reporter:
         return True
 
     def cannot_start(self, error: Exception) -> int:
-        """Tells the supervisor why this worker cannot start, in one line (the
-        supervisor logs it beside the worker it keeps), and gives the exit status."""
+        """Tells the supervisor why this worker cannot start: in full (``failure
+        JSON``, from ``AppLoadError.to_json``), then in one line (the supervisor
+        logs it beside the worker it keeps); gives the exit status."""
         line = " ".join(str(error).split())
+        failure = error.to_json() if isinstance(error, AppLoadError) else {"message": line}
+        self.tell(f"failure {json.dumps(failure)}")
         if not self.tell(f"failed {line}"):
             print(f"spikard: {line}", file=sys.stderr)
         return 3
+
+
+def _header_text(text: str) -> str:
+    """``text`` as a header value: visible ASCII, one line, at most 200 characters."""
+    printable = "".join(c if " " <= c <= "~" else "?" for c in " ".join(text.split()))
+    return printable[:200]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -71,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     sock = socket.socket(fileno=args.fd)
     options = ServeOptions(**args.options)
     options = dataclasses.replace(options, debug=options.debug or app.debug)
+    server = _spikard.Server()
+    supervisor.listen(server)
     try:
         cut = serve_main(
             app,
@@ -79,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
             label=f"worker {os.getpid()}",
             ready=lambda: supervisor.tell("ready"),
             on_max_requests=lambda: supervisor.tell("recycle"),
+            server=server,
         )
     except ValueError as error:  # routes that cannot be served together
         return supervisor.cannot_start(error)

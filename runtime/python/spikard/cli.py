@@ -17,6 +17,7 @@ import socket
 import sys
 import tempfile
 from importlib.metadata import EntryPoint, entry_points
+from typing import Any
 
 from spikard import __version__, _spikard
 from spikard import _logging as logs
@@ -112,6 +113,29 @@ def _parser(plugins: dict[str, EntryPoint]) -> argparse.ArgumentParser:
         help="add a random 0..N to each worker's --max-requests, so that workers are not replaced together",
     )
     processes.add_argument(
+        "--preload-imports",
+        action="store_true",
+        help="fork workers from a template process that has already imported what the app imports from "
+        "outside its own folder (its packages, the standard library, spikard), so that a worker starts, "
+        "and SIGHUP reloads, without importing them again; the app's own modules are imported afresh "
+        "in each worker. A template whose imported files change on disk is replaced "
+        "(starts a supervisor)",
+    )
+    processes.add_argument(
+        "--stale-header",
+        action="store_true",
+        help="while a SIGHUP reload fails (the app on disk no longer starts), every response of the "
+        "workers still serving carries 'Spikard-Stale: FILE:LINE ERROR' naming where it fails "
+        "(starts a supervisor; for development: it shows file names to clients)",
+    )
+    processes.add_argument(
+        "--events-fd",
+        type=int,
+        metavar="N",
+        help="write the supervisor's events to file descriptor N, one JSON object per line "
+        "(ready, reloading, reloaded, reload-failed, start-failed; for tools; starts a supervisor)",
+    )
+    processes.add_argument(
         "--graceful-timeout",
         type=float,
         default=30.0,
@@ -205,6 +229,11 @@ def _check(args: argparse.Namespace) -> str | None:
     for name in (*counts, "graceful_timeout", "keep_alive", "header_read_timeout", "write_timeout"):
         if getattr(args, name) < 0:
             return f"--{name.replace('_', '-')} cannot be negative"
+    if args.events_fd is not None:
+        try:
+            os.fstat(args.events_fd)
+        except OSError:
+            return f"--events-fd {args.events_fd} is not an open file descriptor"
     if args.uds and args.fd is not None:
         return "--uds and --fd cannot be used together"
     if (args.uds or args.fd is not None) and (hasattr(args, "host") or hasattr(args, "port")):
@@ -286,7 +315,7 @@ def _raise_file_limit(max_connections: int) -> None:
 def _supervise(
     args: argparse.Namespace, workers: int, options: ServeOptions, sock: socket.socket, metrics: socket.socket | None
 ) -> int:
-    from spikard.supervisor import Supervisor, WorkerSpec
+    from spikard.supervisor import Events, Supervisor, WorkerSpec
 
     spec = WorkerSpec(
         app=args.app,
@@ -295,8 +324,10 @@ def _supervise(
         log_level=getattr(args, "log_level", None),
         log_config=args.log_config,
     )
+    events = Events(args.events_fd) if args.events_fd is not None else None
+    extras: dict[str, Any] = {"events": events, "stale_header": args.stale_header, "preload": args.preload_imports}
     if not timing_options.exports(args):
-        return Supervisor(spec, sock, workers).run()
+        return Supervisor(spec, sock, workers, **extras).run()
     # Each worker keeps its statistics in a file here, for the supervisor to merge;
     # in memory rather than on disk where there is such a file system.
     shared_memory = "/dev/shm" if os.path.isdir("/dev/shm") else None
@@ -305,7 +336,7 @@ def _supervise(
         timing_options.exporting(args, metrics, directory) as export,
     ):
         spec = dataclasses.replace(spec, options=dataclasses.replace(options, stats_dir=directory))
-        return Supervisor(spec, sock, workers, stats=export).run()
+        return Supervisor(spec, sock, workers, stats=export, **extras).run()
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -321,7 +352,9 @@ def _run(args: argparse.Namespace) -> int:
     options = _options(args)
     _raise_file_limit(options.max_connections)
     workers = args.workers or (os.cpu_count() or 1)
-    supervised = workers > 1 or args.max_requests
+    supervised = (
+        workers > 1 or args.max_requests or args.stale_header or args.preload_imports or args.events_fd is not None
+    )
     app = None
     if not supervised:
         try:

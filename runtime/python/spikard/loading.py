@@ -3,18 +3,97 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import importlib.util
 import sys
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 from spikard.app import Spikard
 
 
+@dataclass(frozen=True)
+class FailedFrame:
+    """One frame of the traceback of an app that failed to import."""
+
+    filename: str
+    lineno: int
+    name: str
+    line: str
+
+
 class AppLoadError(Exception):
-    """The app could not be loaded; the message is one line that says why."""
+    """The app could not be loaded; the message is one line that says why.
+
+    When the app's own code failed (a syntax error, an exception while importing),
+    ``kind`` is the exception's type name, ``detail`` its message, ``filename`` and
+    ``lineno`` where it happened (for a syntax error, the offending line), and
+    ``frames`` the traceback from the app's module inward; ``kind`` is None for
+    failures that are not the code's (no such file, no such attribute)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        kind: str | None = None,
+        detail: str = "",
+        filename: str | None = None,
+        lineno: int | None = None,
+        frames: tuple[FailedFrame, ...] = (),
+    ) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.detail = detail
+        self.filename = filename
+        self.lineno = lineno
+        self.frames = frames
+
+    def to_json(self) -> dict[str, Any]:
+        """Everything said about the failure, as plain JSON values."""
+        return {
+            "message": str(self),
+            "kind": self.kind,
+            "detail": self.detail,
+            "filename": self.filename,
+            "lineno": self.lineno,
+            "frames": [dataclasses.asdict(frame) for frame in self.frames],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> AppLoadError:
+        frames = tuple(FailedFrame(**frame) for frame in data.get("frames", ()))
+        return cls(
+            data["message"],
+            kind=data.get("kind"),
+            detail=data.get("detail", ""),
+            filename=data.get("filename"),
+            lineno=data.get("lineno"),
+            frames=frames,
+        )
+
+
+def _code_failure(message: str, error: BaseException) -> AppLoadError:
+    """An ``AppLoadError`` for an exception the app's code raised while importing."""
+    # The import machinery's own frames say nothing about the app.
+    frames = tuple(
+        FailedFrame(f.filename, f.lineno or 0, f.name, f.line or "")
+        for f in traceback.extract_tb(error.__traceback__)
+        if not f.filename.startswith("<frozen ") and f.filename != __file__
+    )
+    if isinstance(error, SyntaxError) and error.filename:
+        filename, lineno = error.filename, error.lineno
+        detail = error.msg
+    elif frames:
+        filename, lineno, detail = frames[-1].filename, frames[-1].lineno, str(error)
+    else:
+        filename, lineno, detail = None, None, str(error)
+    return AppLoadError(
+        message, kind=type(error).__name__, detail=detail, filename=filename, lineno=lineno, frames=frames
+    )
 
 
 def split_target(target: str) -> tuple[str, str]:
@@ -62,12 +141,14 @@ def load_app(target: str) -> Spikard:
     except ModuleNotFoundError as error:
         if error.name and location.startswith(error.name):
             raise AppLoadError(f"no module named '{location}' (nor a file of that name)") from None
-        raise AppLoadError(f"cannot import '{location}': {type(error).__name__}: {error}{_where(error)}") from None
+        message = f"cannot import '{location}': {type(error).__name__}: {error}{_where(error)}"
+        raise _code_failure(message, error) from None
     except BaseException as error:
         if isinstance(error, KeyboardInterrupt):
             raise
-        message = error.msg if isinstance(error, SyntaxError) else error
-        raise AppLoadError(f"cannot import '{location}': {type(error).__name__}: {message}{_where(error)}") from None
+        text = error.msg if isinstance(error, SyntaxError) else error
+        message = f"cannot import '{location}': {type(error).__name__}: {text}{_where(error)}"
+        raise _code_failure(message, error) from None
     try:
         app = getattr(module, attribute)
     except AttributeError:

@@ -46,6 +46,7 @@ import json
 import mmap
 import os
 import random
+import select
 import selectors
 import signal
 import socket
@@ -53,7 +54,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 from spikard import _logging as logs
 from spikard._server import ServeOptions, describe
@@ -71,6 +72,38 @@ START_TIMEOUT_SECONDS = 60.0
 def backoff(failures: int) -> float:
     """The delay before the next try after ``failures`` failed ones in a row."""
     return min(MAX_BACKOFF_SECONDS, 0.5 * 2 ** (failures - 1)) if failures else 0.0
+
+
+def stale_text(failure: dict[str, Any]) -> str:
+    """``app.py:12 SyntaxError``: where the code on disk fails (relative to the
+    working directory when under it) and how; the one-line error otherwise."""
+    filename, lineno, kind = failure.get("filename"), failure.get("lineno"), failure.get("kind")
+    if not filename:
+        return " ".join(str(failure.get("message", "the app could not be loaded")).split())
+    with contextlib.suppress(ValueError):
+        filename = os.path.relpath(filename) if os.path.abspath(filename).startswith(os.getcwd()) else filename
+    where = f"{filename}:{lineno}" if lineno else filename
+    return f"{where} {kind}" if kind else where
+
+
+class Events:
+    """Events for tools, one JSON object per line on a file descriptor the
+    supervisor was given (``spikard run --events-fd N``): ``ready`` (a worker
+    serves), ``reloading`` (SIGHUP received), ``reloaded`` (every worker replaced),
+    ``reload-failed`` (a successor could not start; ``failure`` is
+    ``AppLoadError.to_json()`` or a one-line ``message``), ``start-failed``."""
+
+    def __init__(self, fd: int) -> None:
+        self._file = os.fdopen(fd, "w", encoding="utf-8", buffering=1)
+
+    def emit(self, event: str, **fields: Any) -> None:
+        # When the reader is gone, serving goes on.
+        with contextlib.suppress(OSError):
+            self._file.write(json.dumps({"event": event, "time": time.time(), **fields}) + "\n")
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self._file.close()
 
 
 def exit_reason(status: int) -> str:
@@ -115,9 +148,168 @@ class ConnectionTable:
         os.close(self.fd)
 
 
+class Process(Protocol):
+    """A worker's process: spawned (``subprocess.Popen``) or forked by a template."""
+
+    @property
+    def pid(self) -> int: ...
+    def poll(self) -> int | None: ...
+    def wait(self) -> int: ...
+    def send_signal(self, sig: int) -> None: ...
+    def kill(self) -> None: ...
+
+
+class ForkedProcess:
+    """A worker forked by a template: its parent is the template, which reports
+    its exit."""
+
+    def __init__(self, pid: int, template: TemplateProcess) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+        self._template = template
+
+    def poll(self) -> int | None:
+        return self.returncode
+
+    def wait(self) -> int:
+        while self.returncode is None:
+            self._template.pump(0.1)
+        return self.returncode
+
+    def send_signal(self, sig: int) -> None:
+        if self.returncode is None:  # never a pid that may have been reused
+            os.kill(self.pid, sig)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+
+class TemplateProcess:
+    """The supervisor's side of a template (``spikard._template``): a process that has
+    imported what the app imports from outside its folder and forks workers."""
+
+    START_TIMEOUT = 60.0
+
+    def __init__(self, spec: WorkerSpec, inherited: list[int]) -> None:
+        ours, theirs = socket.socketpair()
+        command = [sys.executable, "-m", "spikard._template", spec.app, "--control-fd", str(theirs.fileno())]
+        if spec.log_level:
+            command += ["--log-level", spec.log_level]
+        if spec.log_config:
+            command += ["--log-config", spec.log_config]
+        self.process = subprocess.Popen(command, pass_fds=[*inherited, theirs.fileno()], start_new_session=True)
+        theirs.close()
+        self.control = ours
+        self.started = time.monotonic()
+        self.state = "starting"  # then ready, unusable (threads, or gone) or stale
+        self.children: dict[int, ForkedProcess] = {}
+        self._buffer = b""
+        self._replies: list[str] = []
+        self.gone = False
+
+    @property
+    def usable(self) -> bool:
+        return self.state == "ready"
+
+    def wait_ready(self) -> bool:
+        """Waits until it has imported what it preloads; False if it cannot fork workers."""
+        deadline = self.started + self.START_TIMEOUT
+        while self.state == "starting" and time.monotonic() < deadline:
+            self.pump(0.1)
+        if self.state == "starting":
+            logs.warn("the template importing the app's packages did not finish in time; spawning workers instead")
+            self.state = "unusable"
+            self.stop()
+        return self.usable
+
+    def fork(self, argv: list[str], control: socket.socket) -> ForkedProcess | None:
+        """A worker forked with ``argv`` (``spikard._worker``'s, without ``--control-fd``)
+        and ``control`` as its pipe; None when the template can no longer fork (a file
+        it imported changed on disk, or it is gone)."""
+        try:
+            socket.send_fds(self.control, [f"spawn {json.dumps(argv)}\n".encode()], [control.fileno()])
+        except OSError:
+            self.state = "unusable"
+            return None
+        deadline = time.monotonic() + 10.0
+        while time.monotonic() < deadline and self.state in ("ready", "starting"):
+            while self._replies:
+                reply = self._replies.pop(0)
+                if reply.startswith("pid "):
+                    child = ForkedProcess(int(reply.split()[1]), self)
+                    self.children[child.pid] = child
+                    return child
+                if reply.startswith("stale "):
+                    self.state = "stale"
+                    logs.info(
+                        f"{reply.removeprefix('stale ')} changed since the template imported it; starting another"
+                    )
+                    return None
+            self.pump(0.05)
+        if self.state == "ready":
+            self.state = "unusable"
+        return None
+
+    def pump(self, timeout: float) -> None:
+        """Reads what the template says, waiting up to ``timeout`` for something."""
+        ready, _, _ = select.select([self.control], [], [], timeout)
+        if ready:
+            self.read()
+
+    def read(self) -> None:
+        try:
+            data = self.control.recv(65536)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._gone()
+            return
+        self._buffer += data
+        *lines, self._buffer = self._buffer.split(b"\n")
+        for line in lines:
+            self._message(line.decode(errors="replace"))
+
+    def _message(self, message: str) -> None:
+        if message == "ready":
+            self.state = "ready"
+        elif message.startswith("threads "):
+            self.state = "unusable"
+            logs.warn(
+                f"importing the app's packages started {message.split()[1]} threads, and a process with "
+                "threads cannot be forked safely: workers are spawned instead (slower restarts)"
+            )
+        elif message.startswith("exit "):
+            _, pid, status = message.split()
+            child = self.children.pop(int(pid), None)
+            if child is not None:
+                child.returncode = int(status)
+        else:
+            self._replies.append(message)
+
+    def _gone(self) -> None:
+        """The template exited: its workers were told to stop (their parent died)."""
+        if self.state != "stale":
+            self.state = "unusable"
+        for child in self.children.values():
+            child.returncode = -signal.SIGTERM
+        self.children.clear()
+        self.gone = True
+
+    def retire(self) -> None:
+        """No more forks; it exits once its last worker has."""
+        with contextlib.suppress(OSError):
+            self.control.sendall(b"retire\n")
+
+    def stop(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            self.process.kill()
+
+
 @dataclass
 class Worker:
-    process: subprocess.Popen[bytes]
+    process: Process
     control: socket.socket  # the supervisor's end of the worker's pipe
     started: float
     ready: bool = False
@@ -132,6 +324,7 @@ class Worker:
     buffer: bytes = b""
     cut: int = 0
     slot: int | None = None  # in the connection table
+    failure: dict[str, Any] | None = None  # why it cannot start, in full (AppLoadError.to_json)
 
     @property
     def pid(self) -> int:
@@ -153,6 +346,15 @@ class Supervisor:
     next_spawn_at: float = 0.0
     # Carries the workers' statistics out; told when a worker exits.
     stats: StatsExport | None = None
+    # Where events go as JSON lines, for tools (``--events-fd``).
+    events: Events | None = None
+    # While a reload has failed, the workers' responses say so (``--stale-header``).
+    stale_header: bool = False
+    stale: str | None = None  # what they say
+    # Fork workers from a template that has imported the app's packages (``--preload-imports``).
+    preload: bool = False
+    _template: TemplateProcess | None = None
+    _templates: list[TemplateProcess] = field(default_factory=list)  # every one still running
     _selector: selectors.DefaultSelector = field(default_factory=selectors.DefaultSelector)
     _table: ConnectionTable | None = None
 
@@ -170,34 +372,59 @@ class Supervisor:
         if self._table and slot is not None:
             options = dataclasses.replace(options, peers_fd=self._table.fd, peer_slot=slot)
             inherited.append(self._table.fd)
-        command = [
-            sys.executable,
-            "-m",
-            "spikard._worker",
-            self.spec.app,
-            "--fd",
-            str(listen_fd),
-            "--control-fd",
-            str(theirs.fileno()),
-            "--options",
-            json.dumps(dataclasses.asdict(options)),
-        ]
+        argv = [self.spec.app, "--fd", str(listen_fd), "--options", json.dumps(dataclasses.asdict(options))]
         if self.spec.log_level:
-            command += ["--log-level", self.spec.log_level]
+            argv += ["--log-level", self.spec.log_level]
         if self.spec.log_config:
-            command += ["--log-config", self.spec.log_config]
-        process = subprocess.Popen(
-            command,
-            pass_fds=inherited,
-            # Terminal signals go to the supervisor only; it stops workers itself.
-            start_new_session=True,
-        )
+            argv += ["--log-config", self.spec.log_config]
+        process = self._fork(argv, theirs)
+        if process is None:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "spikard._worker", *argv, "--control-fd", str(theirs.fileno())],
+                pass_fds=inherited,
+                # Terminal signals go to the supervisor only; it stops workers itself.
+                start_new_session=True,
+            )
         theirs.close()
         ours.setblocking(False)
         worker = Worker(process, ours, time.monotonic(), successor=successor, slot=slot)
         self._selector.register(ours, selectors.EVENT_READ, worker)
         self.workers.append(worker)
         return worker
+
+    # -- the template (--preload-imports) ------------------------------------
+
+    def _start_template(self, wait: bool) -> None:
+        inherited = [self.sock.fileno()] + ([self._table.fd] if self._table else [])
+        template = TemplateProcess(self.spec, inherited)
+        self._template = template
+        self._templates.append(template)
+        self._selector.register(template.control, selectors.EVENT_READ, template)
+        if wait:
+            template.wait_ready()
+
+    def _fork(self, argv: list[str], control: socket.socket) -> Process | None:
+        """A worker forked by the template; None when there is none ready (the
+        worker is then spawned)."""
+        template = self._template
+        if template is None or not template.usable:
+            return None
+        process = template.fork(argv, control)
+        if process is None and template.state == "stale" and not self.stopping:
+            template.retire()  # it exits once its workers have
+            self._start_template(wait=False)
+        return process
+
+    def _template_said(self, template: TemplateProcess) -> None:
+        template.read()
+        if template.gone:
+            with contextlib.suppress(KeyError, ValueError):
+                self._selector.unregister(template.control)
+            template.control.close()
+            self._templates.remove(template)
+            template.process.wait()
+            if template is self._template:
+                self._template = None
 
     def retire(self, worker: Worker) -> None:
         """Asks a worker to stop gracefully."""
@@ -237,6 +464,11 @@ class Supervisor:
         if message == "ready":
             worker.ready = True
             self.ever_ready = True
+            if self.events:
+                self.events.emit("ready", pid=worker.pid, successor=worker.successor)
+        elif message.startswith("failure "):
+            with contextlib.suppress(ValueError):
+                worker.failure = json.loads(message.removeprefix("failure "))
         elif message.startswith("failed "):
             worker.error = message.removeprefix("failed ")
         elif message == "recycle" and not self.stopping and not worker.retiring:
@@ -255,12 +487,31 @@ class Supervisor:
         while not new.ready and new.process.poll() is None and not self.stopping:
             self._wait(0.05)
         if new.ready:
+            if self.stale_header:
+                # What it still answers while it drains is old code: say so.
+                with contextlib.suppress(OSError):
+                    old.control.sendall(f"stale superseded by worker {new.pid}\n".encode())
             self.retire(old)
             return True
         if not self.stopping:
             reason = new.error or exit_reason(new.process.wait())
             logs.error(f"worker {old.pid} keeps serving: its successor {new.pid} could not start: {reason}")
+            failure = new.failure or {"message": reason}
+            if self.events:
+                self.events.emit("reload-failed", pid=new.pid, kept=old.pid, failure=failure)
+            self._mark_stale(failure)
         return False
+
+    def _mark_stale(self, failure: dict[str, Any]) -> None:
+        """With ``stale_header``: every worker still serving says, in a header on each
+        response, that the code on disk could not be loaded, and why."""
+        if not self.stale_header:
+            return
+        self.stale = stale_text(failure)
+        for worker in self.workers:
+            if worker.ready and not worker.retiring:
+                with contextlib.suppress(OSError):
+                    worker.control.sendall(f"stale {self.stale}\n".encode())
 
     def _end_overdue_starts(self) -> None:
         """A worker not serving ``start_timeout`` after it started is stuck (an
@@ -298,10 +549,13 @@ class Supervisor:
         delay = backoff(self.quick_deaths)
         self.next_spawn_at = time.monotonic() + delay
         later = f"; starting another in {delay:.1f} s" if delay else "; starting another"
+        reason = dead.error or exit_reason(status)
         if dead.ready:
-            logs.warn(f"worker {dead.pid} died ({dead.error or exit_reason(status)}){later}")
+            logs.warn(f"worker {dead.pid} died ({reason}){later}")
         else:
-            logs.error(f"worker {dead.pid} could not start: {dead.error or exit_reason(status)}{later}")
+            logs.error(f"worker {dead.pid} could not start: {reason}{later}")
+            if self.events:
+                self.events.emit("start-failed", pid=dead.pid, failure=dead.failure or {"message": reason})
 
     # -- the loop ----------------------------------------------------------
 
@@ -310,6 +564,8 @@ class Supervisor:
             if key.data is None:
                 assert isinstance(key.fileobj, socket.socket)  # the signal pipe's reader
                 self._drain_signals(key.fileobj)
+            elif isinstance(key.data, TemplateProcess):
+                self._template_said(key.data)
             else:
                 self._read(key.data)
         self._end_overdue_starts()
@@ -343,6 +599,9 @@ class Supervisor:
             for worker in self.workers:
                 with contextlib.suppress(ProcessLookupError):
                     worker.process.kill()
+            for template in self._templates:
+                template.stop()
+                template.process.wait()
             reader.close()
             writer.close()
 
@@ -351,6 +610,8 @@ class Supervisor:
             f"supervisor {os.getpid()} serving {self.spec.app} on {describe(self.sock)} "
             f"with {self.count} worker(s) (Ctrl-C to stop)"
         )
+        if self.preload:
+            self._start_template(wait=True)
         for _ in range(self.count):
             self.spawn()
         while not self.stopping:
@@ -370,6 +631,9 @@ class Supervisor:
 
     def _rolling_restart(self) -> None:
         logs.info("SIGHUP: replacing the workers one at a time")
+        began = time.monotonic()
+        if self.events:
+            self.events.emit("reloading")
         olds = [w for w in self.workers if not w.retiring]
         for done, old in enumerate(olds):
             if self.stopping:
@@ -385,6 +649,10 @@ class Supervisor:
                 )
             return
         logs.info("SIGHUP: every worker replaced")
+        self.stale = None  # every worker serves the code on disk now
+        if self.events:
+            pids = [w.pid for w in self.workers if w.ready and not w.retiring]
+            self.events.emit("reloaded", pids=pids, seconds=round(time.monotonic() - began, 4))
 
     def _recycle(self) -> None:
         """Replaces the workers that have served their share of requests; one whose
@@ -407,6 +675,8 @@ class Supervisor:
         deadline = time.monotonic() + self.spec.options.graceful_timeout + 10.0
         while self.workers and time.monotonic() < deadline:
             self._wait(0.1)
+        for template in self._templates:
+            template.retire()
         for worker in self.workers:  # past every grace period: end them
             with contextlib.suppress(ProcessLookupError):
                 worker.process.kill()

@@ -132,7 +132,7 @@ pub fn run_error_handler(
         Ok(Started::Pending(receiver)) => {
             let bridge = bridge.clone();
             let label = label.clone();
-            return Box::pin(async move {
+            return HandlerFuture::pending(async move {
                 let result = match receiver.await {
                     Ok(finished) => Python::attach(|py| {
                         finished
@@ -231,5 +231,5 @@ pub fn ready(result: HandlerResult) -> HandlerFuture {
 
 /// An answer already in hand, with the laps of the handler that made it.
 pub fn ready_with(result: HandlerResult, laps: HandlerLaps) -> HandlerFuture {
-    Box::pin(std::future::ready(Answer { result, laps }))
+    HandlerFuture::ready(Answer { result, laps })
 }

@@ -96,7 +96,7 @@ fn lap(at: &mut u64, timed: bool) {
 /// `answer` with the laps of the handler that led to it (an exception handler
 /// answering for the endpoint reports none of its own).
 fn with_laps(answer: HandlerFuture, laps: HandlerLaps) -> HandlerFuture {
-    Box::pin(async move {
+    HandlerFuture::pending(async move {
         Answer {
             laps,
             ..answer.await
@@ -165,13 +165,16 @@ impl Handler for PythonHandler {
         let (bridge, plan) = (&self.bridge, &self.plan);
         let mut laps = HandlerLaps::default();
         let started = Python::attach(|py| match self.start(py, &request, &mut laps) {
-            Ok(Outcome::Raised(error)) => Err(on_exception(py, bridge, plan, error, &request)),
+            // Boxed: the exception's answer is rare, and large beside an outcome.
+            Ok(Outcome::Raised(error)) => {
+                Err(Box::new(on_exception(py, bridge, plan, error, &request)))
+            }
             other => Ok(other),
         });
         let outcome = match started {
             Ok(Ok(outcome)) => outcome,
             Ok(Err(error)) => return ready_with(Err(error), laps),
-            Err(answer) => return with_laps(answer, laps),
+            Err(answer) => return with_laps(*answer, laps),
         };
         match outcome {
             Outcome::Ready(response) => ready_with(Ok(response), laps),
@@ -188,7 +191,7 @@ impl Handler for PythonHandler {
             Outcome::Wait(receiver, sub) => {
                 let bridge = bridge.clone();
                 let plan = plan.clone();
-                Box::pin(async move {
+                HandlerFuture::pending(async move {
                     let Ok(Finished {
                         object: finished,
                         at,
@@ -204,12 +207,13 @@ impl Handler for PythonHandler {
                     };
                     laps.handler = at;
                     let next = Python::attach(|py| {
-                        finish(py, &bridge, &plan, finished, sub)
-                            .map_err(|error| on_exception(py, &bridge, &plan, error, &request))
+                        finish(py, &bridge, &plan, finished, sub).map_err(|error| {
+                            Box::new(on_exception(py, &bridge, &plan, error, &request))
+                        })
                     });
                     let result = match next {
                         Ok(result) => result,
-                        Err(handled) => handled.await.result,
+                        Err(handled) => (*handled).await.result,
                     };
                     Answer { result, laps }
                 })

@@ -6,10 +6,11 @@ use std::os::fd::{BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 use std::time::Duration;
 
+use http::{HeaderName, HeaderValue};
 use pyo3::exceptions::{PyOSError, PyValueError};
 use pyo3::prelude::*;
 use spikard_http::{
-    AccessLog, App, AppConfig, Peers, ProxyTrust, RouterBuilder, ServerConfig, StageStats,
+    AccessLog, App, AppConfig, Notice, Peers, ProxyTrust, RouterBuilder, ServerConfig, StageStats,
 };
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::{watch, Notify};
@@ -96,6 +97,7 @@ enum StdListener {
 #[pyclass(module = "spikard._spikard", frozen)]
 pub struct Server {
     stop: Arc<Notify>,
+    notice: Arc<Notice>,
 }
 
 const SIGINT: u8 = 2;
@@ -168,6 +170,7 @@ impl Server {
     fn new() -> Self {
         Server {
             stop: Arc::new(Notify::new()),
+            notice: Arc::new(Notice::default()),
         }
     }
 
@@ -269,7 +272,7 @@ impl Server {
                 bridge: bridge.clone(),
             }));
         }
-        let app = Arc::new(app);
+        let app = Arc::new(app.with_notice(self.notice.clone()));
         let signals = signal_fd.map(duplicate).transpose()?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -331,5 +334,23 @@ impl Server {
     /// Stops serving: no new connections; in-flight requests finish within the grace period.
     fn shutdown(&self) {
         self.stop.notify_one();
+    }
+
+    /// From now on every response carries the header `name: value`, replacing
+    /// any set before; `value=None` stops it. Callable from any thread, while
+    /// serving or before.
+    #[pyo3(signature = (name, value))]
+    fn set_notice(&self, name: &str, value: Option<&str>) -> PyResult<()> {
+        let header = value
+            .map(|value| {
+                let name = HeaderName::from_bytes(name.as_bytes())
+                    .map_err(|_| PyValueError::new_err(format!("not a header name: {name:?}")))?;
+                let value = HeaderValue::from_str(value)
+                    .map_err(|_| PyValueError::new_err(format!("not a header value: {value:?}")))?;
+                Ok::<_, PyErr>((name, value))
+            })
+            .transpose()?;
+        self.notice.set(header);
+        Ok(())
     }
 }

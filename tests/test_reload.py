@@ -1,0 +1,179 @@
+"""Reloading as tools drive it: ``--preload-imports`` (workers forked from a template
+that has imported the app's packages), ``--stale-header`` and ``--events-fd``."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import signal
+from pathlib import Path
+
+import pytest
+from conftest import SpikardProcess, free_port, http_get, spikard_command, wait_until, write_app
+
+from spikard.loading import AppLoadError, load_app
+
+APP = """\
+import os
+import helper_pkg
+from spikard import Spikard
+
+app = Spikard()
+
+
+@app.get("/v")
+async def v():
+    return {{"app": {version}, "helper": helper_pkg.VERSION, "pid": os.getpid()}}
+"""
+
+
+def answer(port: int) -> dict:
+    status, body = http_get(port, "/v")
+    assert status == 200, body
+    return json.loads(body)
+
+
+def ppid(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An app folder, and beside it a package it imports from outside that folder
+    (as an installed package would be), on PYTHONPATH."""
+    (tmp_path / "app").mkdir()
+    lib = tmp_path / "lib" / "helper_pkg"
+    lib.mkdir(parents=True)
+    (lib / "__init__.py").write_text("VERSION = 1\n")
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path / "lib"))
+    write_app(tmp_path / "app", APP.format(version=1))
+    return tmp_path
+
+
+def start(project: Path, *args: str, events: bool = False) -> SpikardProcess:
+    port = free_port()
+    command = [*spikard_command(), "run", "app.py", "--port", str(port), *args]
+    if events:
+        # The events go to descriptor 3, a file here.
+        command = ["sh", "-c", f"exec {shlex.join([*command, '--events-fd', '3'])} 3>{project / 'events.jsonl'}"]
+    server = SpikardProcess(command, project / "app", port, project / "stderr.txt")
+    server.wait_serving()
+    return server
+
+
+def events(project: Path) -> list[dict]:
+    path = project / "events.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def test_preloaded_workers_are_forked_by_the_template_and_reload_on_sighup(project):
+    server = start(project, "--preload-imports", "--workers", "2")
+    try:
+        wait_until(lambda: len({answer(server.port)["pid"] for _ in range(60)}) == 2, what="two workers")
+        pids = {answer(server.port)["pid"] for _ in range(60)}
+        parents = {ppid(pid) for pid in pids}
+        assert len(parents) == 1 and server.proc.pid not in parents  # the template forked them
+        assert ppid(parents.pop()) == server.proc.pid
+        write_app(project / "app", APP.format(version=2))
+        server.proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: all(answer(server.port)["app"] == 2 for _ in range(20)), what="the new code")
+        assert {answer(server.port)["pid"] for _ in range(60)}.isdisjoint(pids)
+    finally:
+        assert server.stop() == 0
+    assert "stopped" in server.stderr
+
+
+def test_a_template_whose_imported_files_changed_is_replaced(project):
+    server = start(project, "--preload-imports")
+    try:
+        assert answer(server.port)["helper"] == 1
+        (project / "lib" / "helper_pkg" / "__init__.py").write_text("VERSION = 2\n")
+        server.proc.send_signal(signal.SIGHUP)
+        # Never the package as the template imported it: the change is served.
+        wait_until(lambda: answer(server.port)["helper"] == 2, what="the changed package served")
+        write_app(project / "app", APP.format(version=3))
+        server.proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: answer(server.port)["app"] == 3, what="the next reload")
+        assert answer(server.port)["helper"] == 2
+    finally:
+        assert server.stop() == 0
+    assert "changed since the template imported it" in server.stderr
+
+
+def test_a_killed_forked_worker_is_replaced(project):
+    server = start(project, "--preload-imports")
+    try:
+        victim = answer(server.port)["pid"]
+        os.kill(victim, signal.SIGKILL)
+        wait_until(lambda: answer(server.port)["pid"] != victim, what="a replacement")
+    finally:
+        assert server.stop() == 0
+    assert "died (signal SIGKILL)" in server.stderr
+
+
+def test_a_failed_reload_marks_responses_stale_and_is_reported_as_events(project):
+    server = start(project, "--stale-header", "--preload-imports", events=True)
+    try:
+        app_file = project / "app" / "app.py"
+        app_file.write_text(APP.format(version=2) + "\nraise RuntimeError('the error is here')\n")
+        server.proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: any(e["event"] == "reload-failed" for e in events(project)), what="reload-failed")
+        failure = next(e for e in events(project) if e["event"] == "reload-failed")["failure"]
+        line = app_file.read_text().splitlines().index("raise RuntimeError('the error is here')") + 1
+        assert failure["kind"] == "RuntimeError" and failure["lineno"] == line
+        assert failure["filename"] == str(app_file)
+        assert failure["frames"][-1]["line"] == "raise RuntimeError('the error is here')"
+
+        def stale() -> str | None:
+            status, headers, body = get_with_headers(server.port)
+            assert status == 200 and json.loads(body)["app"] == 1
+            return headers.get("spikard-stale")
+
+        assert wait_until(stale, what="the stale header") == f"app.py:{line} RuntimeError"
+        write_app(project / "app", APP.format(version=3))
+        server.proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: answer(server.port)["app"] == 3, what="the fix served")
+        assert "spikard-stale" not in get_with_headers(server.port)[1]
+        kinds = [e["event"] for e in events(project)]
+        assert kinds[0] == "ready" and "reloaded" in kinds and kinds.index("reload-failed") < kinds.index("reloaded")
+    finally:
+        assert server.stop() == 0
+
+
+def get_with_headers(port: int) -> tuple[int, dict[str, str], bytes]:
+    import http.client
+
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        connection.request("GET", "/v")
+        response = connection.getresponse()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+    finally:
+        connection.close()
+
+
+def test_an_events_fd_that_is_not_open_is_refused(tmp_path):
+    write_app(tmp_path, "from spikard import Spikard\napp = Spikard()\n")
+    import subprocess
+
+    result = subprocess.run(
+        [*spikard_command(), "run", "app.py", "--events-fd", "97"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert result.returncode == 2
+    assert "--events-fd 97 is not an open file descriptor" in result.stderr
+
+
+def test_a_load_failure_says_where_in_full(tmp_path):
+    (tmp_path / "broken.py").write_text("import os\n\ndef f():\n    return 1 / 0\n\nf()\n")
+    with pytest.raises(AppLoadError) as caught:
+        load_app(str(tmp_path / "broken.py"))
+    error = caught.value
+    assert (error.kind, error.lineno, error.filename) == ("ZeroDivisionError", 4, str(tmp_path / "broken.py"))
+    assert [frame.name for frame in error.frames] == ["<module>", "f"]
+    again = AppLoadError.from_json(json.loads(json.dumps(error.to_json())))
+    assert again.to_json() == error.to_json() and str(again) == str(error)
+    (tmp_path / "syntax.py").write_text("x = 1\ny = (\n")
+    with pytest.raises(AppLoadError) as caught:
+        load_app(str(tmp_path / "syntax.py"))
+    assert (caught.value.kind, caught.value.lineno) == ("SyntaxError", 2)
