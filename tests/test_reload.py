@@ -7,6 +7,7 @@ import json
 import os
 import shlex
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -67,18 +68,33 @@ def events(project: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
+def forked_after_reload(server: SpikardProcess, workers: int = 1) -> None:
+    """Reloads until every worker is forked by a template that has had the time to
+    import what they import (the first workers are spawned while it starts)."""
+
+    def all_forked() -> bool:
+        server.proc.send_signal(signal.SIGHUP)
+        time.sleep(0.5)
+        pids = {answer(server.port)["pid"] for _ in range(20 * workers)}
+        return len(pids) == workers and all(ppid(pid) != server.proc.pid for pid in pids)
+
+    wait_until(all_forked, timeout=30, what="workers forked by the template")
+    time.sleep(0.5)
+
+
 def test_preloaded_workers_are_forked_by_the_template_and_reload_on_sighup(project):
     server = start(project, "--preload-imports", "--workers", "2")
     try:
         wait_until(lambda: len({answer(server.port)["pid"] for _ in range(60)}) == 2, what="two workers")
+        forked_after_reload(server, workers=2)
         pids = {answer(server.port)["pid"] for _ in range(60)}
-        parents = {ppid(pid) for pid in pids}
-        assert len(parents) == 1 and server.proc.pid not in parents  # the template forked them
-        assert ppid(parents.pop()) == server.proc.pid
         write_app(project / "app", APP.format(version=2))
         server.proc.send_signal(signal.SIGHUP)
         wait_until(lambda: all(answer(server.port)["app"] == 2 for _ in range(20)), what="the new code")
-        assert {answer(server.port)["pid"] for _ in range(60)}.isdisjoint(pids)
+        after = {answer(server.port)["pid"] for _ in range(60)}
+        assert after.isdisjoint(pids)
+        # Forked too, not spawned: their parent is a template, not the supervisor.
+        assert all(ppid(pid) != server.proc.pid and ppid(ppid(pid)) == server.proc.pid for pid in after)
     finally:
         assert server.stop() == 0
     assert "stopped" in server.stderr
@@ -87,6 +103,7 @@ def test_preloaded_workers_are_forked_by_the_template_and_reload_on_sighup(proje
 def test_a_template_whose_imported_files_changed_is_replaced(project):
     server = start(project, "--preload-imports")
     try:
+        forked_after_reload(server)
         assert answer(server.port)["helper"] == 1
         (project / "lib" / "helper_pkg" / "__init__.py").write_text("VERSION = 2\n")
         server.proc.send_signal(signal.SIGHUP)
@@ -99,6 +116,46 @@ def test_a_template_whose_imported_files_changed_is_replaced(project):
     finally:
         assert server.stop() == 0
     assert "changed since the template imported it" in server.stderr
+
+
+THREADED_MODULE = """\
+import threading
+import time
+
+threading.Thread(target=time.sleep, args=(3600,), daemon=True).start()
+"""
+
+
+def test_imports_that_start_threads_make_workers_spawned_not_forked(project):
+    (project / "lib" / "threaded_pkg.py").write_text(THREADED_MODULE)
+    source = APP.format(version=1).replace("import helper_pkg\n", "import helper_pkg\nimport threaded_pkg\n")
+    write_app(project / "app", source)
+    server = start(project, "--preload-imports")
+    try:
+        write_app(project / "app", source.replace('"app": 1', '"app": 2'))
+        server.proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: answer(server.port)["app"] == 2, what="the reload")
+        assert ppid(answer(server.port)["pid"]) == server.proc.pid  # spawned by the supervisor
+    finally:
+        assert server.stop() == 0
+    assert "threads" in server.stderr and "workers are spawned instead" in server.stderr
+
+
+def test_a_template_that_dies_is_replaced_and_serving_goes_on(project):
+    server = start(project, "--preload-imports")
+    try:
+        forked_after_reload(server)
+        template = ppid(answer(server.port)["pid"])
+        assert template != server.proc.pid
+        os.kill(template, signal.SIGKILL)
+        # Its worker stops (its parent died); another serves, forked by a new template in time.
+        wait_until(lambda: ppid(answer(server.port)["pid"]) != template, timeout=30, what="serving without it")
+        write_app(project / "app", APP.format(version=3))
+        server.proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: answer(server.port)["app"] == 3, what="the next reload")
+    finally:
+        assert server.stop() == 0
+    assert "the template forking workers exited" in server.stderr
 
 
 def test_a_killed_forked_worker_is_replaced(project):
@@ -135,6 +192,8 @@ def test_a_failed_reload_marks_responses_stale_and_is_reported_as_events(project
         server.proc.send_signal(signal.SIGHUP)
         wait_until(lambda: answer(server.port)["app"] == 3, what="the fix served")
         assert "spikard-stale" not in get_with_headers(server.port)[1]
+        failed = next(e for e in events(project) if e["event"] == "reload-failed")
+        assert failed["stale"] == f"app.py:{line} RuntimeError"
         kinds = [e["event"] for e in events(project)]
         assert kinds[0] == "ready" and "reloaded" in kinds and kinds.index("reload-failed") < kinds.index("reloaded")
     finally:

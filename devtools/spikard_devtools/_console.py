@@ -6,7 +6,6 @@ line per request with its five stages, and handler exceptions as tracebacks."""
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -126,19 +125,16 @@ def access_line(fields: dict[str, Any]) -> Text:
 
 
 class ServerMessages(logging.Handler):
-    """``spikard.error`` records: warnings and errors in colour, exceptions as rich
-    tracebacks. The serving processes' routine lines (serving, stopped) and the
-    supervisor's own (``spikard dev`` reports workers from the supervisor's
-    events instead) are left out."""
+    """``spikard.error`` records at warning and above, in colour, and exceptions as
+    rich tracebacks. Records that repeat a supervisor event (``spikard_event``) are
+    left out: ``spikard dev`` shows the event itself, once."""
 
-    def __init__(self, supervisor_parent: int = 0) -> None:
-        super().__init__()
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
         self.out = Console(stderr=True, highlight=False)
-        # The supervisor is the child of `spikard dev`; the workers are its children.
-        self.in_supervisor = supervisor_parent != 0 and os.getppid() == supervisor_parent
 
     def emit(self, record: logging.LogRecord) -> None:
-        if record.levelno < logging.WARNING or self.in_supervisor:
+        if getattr(record, "spikard_event", None):
             return
         try:
             if record.exc_info and record.exc_info[1] is not None:
@@ -153,14 +149,14 @@ class ServerMessages(logging.Handler):
             self.handleError(record)
 
 
-def log_config(dev_pid: int) -> dict[str, Any]:
+def log_config() -> dict[str, Any]:
     """The ``dictConfig`` ``spikard dev`` passes to ``spikard run --log-config``."""
     return {
         "version": 1,
         "disable_existing_loggers": False,
         "handlers": {
             "access": {"()": f"{__name__}.AccessLines"},
-            "server": {"()": f"{__name__}.ServerMessages", "supervisor_parent": dev_pid},
+            "server": {"()": f"{__name__}.ServerMessages"},
         },
         "loggers": {
             "spikard.access": {"handlers": ["access"], "level": "INFO", "propagate": False},

@@ -47,7 +47,7 @@ class Session:
     def start(self) -> None:
         """Starts the supervisor; its events are followed on a thread."""
         config = Path(self._config_dir.name) / "logging.json"
-        config.write_text(json.dumps(_console.log_config(os.getpid())))
+        config.write_text(json.dumps(_console.log_config()))
         read_end, write_end = os.pipe()
         command = [
             sys.executable,
@@ -95,12 +95,18 @@ class Session:
         with contextlib.suppress(ProcessLookupError):
             self.supervisor.send_signal(signal.SIGTERM)
         try:
-            return self.supervisor.wait(grace + 10.0)
+            # Past the supervisor's own deadline (grace + 10 s) for its workers.
+            return self.supervisor.wait(grace + 15.0)
         except subprocess.TimeoutExpired:
             self.supervisor.kill()
             return self.supervisor.wait()
         finally:
             self._config_dir.cleanup()
+
+    def kill(self) -> None:
+        """Stops at once (a second Ctrl-C): the workers get their parent-death signal."""
+        if self.supervisor is not None and self.supervisor.poll() is None:
+            self.supervisor.kill()
 
     def exited(self) -> int | None:
         """The supervisor's exit status once it has exited on its own."""
@@ -133,19 +139,7 @@ class Session:
             self.stale = None
         elif kind in ("reload-failed", "start-failed"):
             failure = event.get("failure", {})
-            self.stale = _stale_text(failure) if kind == "reload-failed" else None
+            self.stale = event.get("stale") if kind == "reload-failed" else None
             with self._lock:
                 self._reload_started = None
             _console.load_failed(failure, self.stale)
-
-
-def _stale_text(failure: dict[str, Any]) -> str:
-    """What the supervisor puts in ``Spikard-Stale``: ``app.py:12 SyntaxError``."""
-    filename, lineno, kind = failure.get("filename"), failure.get("lineno"), failure.get("kind")
-    if not filename:
-        return str(failure.get("message", "the app could not be loaded"))
-    with contextlib.suppress(ValueError):
-        if Path(filename).resolve().is_relative_to(Path.cwd()):
-            filename = os.path.relpath(filename)
-    where = f"{filename}:{lineno}" if lineno else filename
-    return f"{where} {kind}" if kind else where

@@ -22,6 +22,7 @@ IGNORED_DIRS = (
     "build",
     "dist",
     "flamegraphs",
+    "site-packages",
     ".mypy_cache",
     ".pytest_cache",
     ".ruff_cache",
@@ -35,38 +36,43 @@ IGNORED_FILES = ("*.pyc", "*.pyo", "*.swp", "*.swo", "*.swx", "*~", ".#*", "#*#"
 
 
 class SourceFilter:
-    """Passes the changes that should reload the app (a ``watch_filter`` for watchfiles)."""
+    """Passes the changes that should reload the app (a ``watch_filter`` for watchfiles).
+    Folders and globs apply to the path under the watched folder it is in, so a
+    project that itself lives under a ``build`` folder still reloads."""
 
-    def __init__(self, include: Sequence[str] = (), exclude: Sequence[str] = ()) -> None:
+    def __init__(self, roots: Sequence[Path], include: Sequence[str] = (), exclude: Sequence[str] = ()) -> None:
+        self.roots = tuple(roots)
         self.include = ("*.py", *include)
         self.exclude = tuple(exclude)
 
     def __call__(self, change: Change, path: str) -> bool:
-        parts = Path(path).parts
+        relative = _under(Path(path), self.roots)
+        parts = relative.parts
         if any(part in IGNORED_DIRS for part in parts[:-1]):
             return False
         name = parts[-1] if parts else path
         if any(fnmatch.fnmatch(name, pattern) for pattern in IGNORED_FILES):
             return False
-        if any(_matches(path, name, pattern) for pattern in self.exclude):
+        if any(_matches(relative.as_posix(), name, pattern) for pattern in self.exclude):
             return False
-        return any(_matches(path, name, pattern) for pattern in self.include)
+        return any(_matches(relative.as_posix(), name, pattern) for pattern in self.include)
 
 
 def _matches(path: str, name: str, pattern: str) -> bool:
-    """A glob matches the file's name, or, when it names folders, its path."""
+    """A glob matches the file's name, or, when it names folders, its path under the watched folder."""
     return fnmatch.fnmatch(path, pattern) if "/" in pattern else fnmatch.fnmatch(name, pattern)
+
+
+def _under(path: Path, roots: Sequence[Path]) -> Path:
+    """``path`` relative to the watched folder it is in (the deepest, when nested)."""
+    for root in sorted(roots, key=lambda r: len(r.parts), reverse=True):
+        if path.is_relative_to(root):
+            return path.relative_to(root)
+    return path
 
 
 def shown(paths: Iterable[str], roots: Sequence[Path], limit: int = 3) -> str:
     """The changed files, relative to the watched folder they are in, at most ``limit`` named."""
-    names = sorted({_relative(Path(path), roots) for path in paths})
+    names = sorted({str(_under(Path(path), roots)) for path in paths})
     more = len(names) - limit
     return ", ".join(names[:limit]) + (f" and {more} more" if more > 0 else "")
-
-
-def _relative(path: Path, roots: Sequence[Path]) -> str:
-    for root in roots:
-        if path.is_relative_to(root):
-            return str(path.relative_to(root))
-    return str(path)

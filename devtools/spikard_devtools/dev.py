@@ -1,8 +1,5 @@
-"""``spikard dev [APP]``: serve an app for development. Saves reload it within a
-fraction of a second without refusing a request; code that does not load leaves the
-last good code serving, says why (file, line, traceback) and marks every response
-``Spikard-Stale``; every response carries ``Server-Timing``, and each request is
-shown with its five stages."""
+"""``spikard dev [APP]``: serve an app for development (the command's description
+is ``DESCRIPTION``)."""
 
 from __future__ import annotations
 
@@ -22,9 +19,16 @@ from spikard_devtools._find import CANDIDATES, NoApp, app_directory, find_app
 from spikard_devtools._session import Session
 from spikard_devtools._watch import IGNORED_DIRS, SourceFilter, shown
 
-# How long a burst of writes may take to settle before the reload starts: editors
-# write a file in a few steps within a few milliseconds.
-SETTLE_MS = 15
+DESCRIPTION = """\
+Serve an app for development. A save reloads it in tens of milliseconds without
+refusing a request. Code that does not load leaves the last good code serving, is
+shown with its file, line and traceback, and every response says so in a
+Spikard-Stale header until a save loads. Every response carries Server-Timing, and
+each request is shown with its five stages."""
+
+# How long the writes of one save (or of "save all") may take to settle before the
+# reload starts: watchfiles' own default step.
+SETTLE_MS = 50
 # `spikard run`'s exit status for options it refuses.
 USAGE = 2
 
@@ -32,7 +36,7 @@ USAGE = 2
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="spikard dev",
-        description=__doc__,
+        description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=f"With no APP, the first of {', '.join(CANDIDATES)} found in the working directory. "
         f"Never watched: {', '.join(IGNORED_DIRS)}, bytecode and editor scratch files.",
@@ -132,21 +136,25 @@ def main(argv: list[str]) -> int:
         _console.console.print(f"spikard dev: cannot listen on {args.host}:{args.port}: {error.strerror}", style="red")
         return 1
     stop = threading.Event()
-
-    def stop_on(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    previous = {sig: signal.signal(sig, stop_on) for sig in (signal.SIGINT, signal.SIGTERM)}
     host = f"[{args.host}]" if ":" in args.host else args.host
     port = sock.getsockname()[1]
     session = Session(target, sock, _run_args(args))
+
+    def stop_on(signum: int, frame: FrameType | None) -> None:
+        if stop.is_set():  # a second Ctrl-C: at once
+            session.kill()
+        stop.set()
+
+    # SIGHUP too: a closed terminal must not leave the server behind.
+    previous = {sig: signal.signal(sig, stop_on) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
         _console.banner(f"http://{host}:{port}", target, watched, not args.no_reload)
         session.start()
         if args.no_reload:
-            _serve_until(stop, session)
+            if not _serve_until(stop, session):
+                stop.set()
         else:
-            _watch(stop, session, watched, SourceFilter(args.reload_include, args.reload_exclude))
+            _watch(stop, session, watched, SourceFilter(watched, args.reload_include, args.reload_exclude))
     finally:
         with sock:
             status = session.stop(args.graceful_timeout)
@@ -155,18 +163,18 @@ def main(argv: list[str]) -> int:
     _console.console.print("spikard dev: stopped", style="dim")
     if status == USAGE:
         return USAGE
-    return 0 if status in (0, -signal.SIGTERM) else 1
+    if args.no_reload and status not in (0, -signal.SIGTERM, -signal.SIGKILL):
+        return 1
+    return 0 if status in (0, -signal.SIGTERM, -signal.SIGKILL) else 1
 
 
-def _serve_until(stop: threading.Event, session: Session) -> None:
-    said = False
+def _serve_until(stop: threading.Event, session: Session) -> bool:
+    """Serves until stopped (True), or until the server exits on its own (False):
+    without reloading, nothing would start it again."""
     while not stop.wait(0.5):
-        status = session.exited()
-        if status == USAGE:
-            return
-        if status is not None and not said:
-            _console.stopped_unexpectedly(status)
-            said = True
+        if session.exited() is not None:
+            return False
+    return True
 
 
 def _watch(stop: threading.Event, session: Session, roots: list[Path], source: SourceFilter) -> None:

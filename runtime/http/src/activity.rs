@@ -210,8 +210,9 @@ impl Activity {
         self.requests.fetch_add(SERVED, Ordering::Relaxed);
         self.phase.store(BUSY, Ordering::Relaxed);
         // Only a shutdown waits on requests: for the first, or while draining.
-        if self.begun.fetch_add(1, Ordering::Relaxed) == 0 || self.draining.load(Ordering::Relaxed)
-        {
+        // SeqCst with `request_after`'s store and load: one of the two sides
+        // sees the other (on x86 this costs nothing more).
+        if self.begun.fetch_add(1, Ordering::SeqCst) == 0 || self.draining.load(Ordering::SeqCst) {
             self.request_begun.notify_waiters();
         }
         Serving {
@@ -282,13 +283,13 @@ impl Activity {
 
     /// Resolves once a request has begun after `count` had ([`Activity::begun`]).
     pub async fn request_after(&self, count: usize) {
-        self.draining.store(true, Ordering::Relaxed);
+        self.draining.store(true, Ordering::SeqCst);
         loop {
             let changed = self.request_begun.notified();
             tokio::pin!(changed);
             // Registered before the check, so a `begin` in between is not missed.
             changed.as_mut().enable();
-            if self.begun.load(Ordering::Relaxed) > count {
+            if self.begun.load(Ordering::SeqCst) > count {
                 return;
             }
             changed.await;

@@ -7,7 +7,8 @@
   (``client_addr``, ``method``, ``target``, ``http_version``, ``status_code``,
   ``duration_ms``, ``cut``) for structured formatters;
 - ``spikard.error``: server messages (serving, stopped, warnings) and handler
-  exceptions with their tracebacks.
+  exceptions with their tracebacks. A supervisor message that repeats one of its
+  events (``--events-fd``) carries the event's name as ``spikard_event``.
 
 ``configure_logging`` gives both a console handler unless the application brought
 its own configuration (``--log-config``, or handlers already on the loggers). While
@@ -192,14 +193,20 @@ def write_access(batch: AccessBatch) -> None:
         handle(record)
 
 
-def warn(message: str) -> None:
-    """A warning from the runtime (a full connection table, a failing accept)."""
-    error_log.warning("%s", message)
+def _event(name: str | None) -> dict[str, str] | None:
+    return {"spikard_event": name} if name else None
 
 
-def info(message: str) -> None:
-    error_log.info("%s", message)
+def warn(message: str, event: str | None = None) -> None:
+    """A warning from the runtime (a full connection table, a failing accept);
+    ``event``: the supervisor event (``--events-fd``) it repeats, as the record's
+    ``spikard_event`` attribute, so that a tool showing the events can leave it out."""
+    error_log.warning("%s", message, extra=_event(event))
 
 
-def error(message: str) -> None:
-    error_log.error("%s", message)
+def info(message: str, event: str | None = None) -> None:
+    error_log.info("%s", message, extra=_event(event))
+
+
+def error(message: str, event: str | None = None) -> None:
+    error_log.error("%s", message, extra=_event(event))

@@ -17,6 +17,7 @@ import threading
 from spikard import _logging as logs
 from spikard import _spikard
 from spikard._server import ServeOptions, serve_main
+from spikard._template import app_folder, imported_outside
 from spikard.loading import AppLoadError, load_app
 
 _PR_SET_PDEATHSIG = 1
@@ -40,16 +41,16 @@ class Reporter:
 
     def listen(self, server: _spikard.Server) -> None:
         """Follows the supervisor's messages on a thread of its own: ``stale TEXT``
-        (the code on disk could not be loaded: every response says so in a
-        ``Spikard-Stale`` header) and ``fresh`` (no longer)."""
+        (what this worker serves is no longer the code on disk: every response says
+        so in a ``Spikard-Stale`` header)."""
 
         def follow() -> None:
             for line in self._control.makefile("r", encoding="utf-8", errors="replace"):
                 message = line.strip()
                 if message.startswith("stale "):
-                    server.set_notice(STALE_HEADER, _header_text(message.removeprefix("stale ")))
-                elif message == "fresh":
-                    server.set_notice(STALE_HEADER, None)
+                    # The supervisor made it a valid header value (spikard._events.stale_text).
+                    with contextlib.suppress(ValueError):
+                        server.set_notice(STALE_HEADER, message.removeprefix("stale "))
 
         threading.Thread(target=follow, name="spikard-control", daemon=True).start()
 
@@ -74,12 +75,6 @@ class Reporter:
         return 3
 
 
-def _header_text(text: str) -> str:
-    """``text`` as a header value: visible ASCII, one line, at most 200 characters."""
-    printable = "".join(c if " " <= c <= "~" else "?" for c in " ".join(text.split()))
-    return printable[:200]
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="spikard-worker")
     parser.add_argument("app")
@@ -97,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     except (logs.LogConfigError, AppLoadError) as error:
         return supervisor.cannot_start(error)
     logs.after_app_import()
+    # What a template (--preload-imports) imports for the next worker.
+    supervisor.tell("imports " + " ".join(imported_outside(app_folder(args.app))))
     sock = socket.socket(fileno=args.fd)
     options = ServeOptions(**args.options)
     options = dataclasses.replace(options, debug=options.debug or app.debug)

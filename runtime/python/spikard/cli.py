@@ -133,7 +133,8 @@ def _parser(plugins: dict[str, EntryPoint]) -> argparse.ArgumentParser:
         type=int,
         metavar="N",
         help="write the supervisor's events to file descriptor N, one JSON object per line "
-        "(ready, reloading, reloaded, reload-failed, start-failed; for tools; starts a supervisor)",
+        "(ready, reloading, reloaded, reload-failed, start-failed; for tools; starts a supervisor); "
+        "when N is a pipe whose reader closes it, the supervisor stops",
     )
     processes.add_argument(
         "--graceful-timeout",
@@ -315,7 +316,8 @@ def _raise_file_limit(max_connections: int) -> None:
 def _supervise(
     args: argparse.Namespace, workers: int, options: ServeOptions, sock: socket.socket, metrics: socket.socket | None
 ) -> int:
-    from spikard.supervisor import Events, Supervisor, WorkerSpec
+    from spikard._events import Events
+    from spikard.supervisor import Supervisor, WorkerSpec
 
     spec = WorkerSpec(
         app=args.app,

@@ -1,13 +1,17 @@
 """The supervisor: one process that binds the listening socket once and keeps N
 worker processes serving from it.
 
-Workers are spawned fresh (``python -m spikard._worker``), never forked from a
-process whose runtime has started, so each imports the app as it is on disk now;
-each inherits the socket and accepts from it. A worker tells the supervisor, over
-a pipe of its own, when it is serving (``ready``), why it cannot start
-(``failed LINE``, the one-line error with file and line), when it has served its
+Workers are spawned fresh (``python -m spikard._worker``), or with
+``--preload-imports`` forked from a template that has imported the app's packages
+but never started the runtime (``spikard._template``, ``spikard._forked``); either
+way each imports the app's own code as it is on disk now, and inherits the socket
+and accepts from it. A worker tells the supervisor, over a pipe of its own, what it
+imported from outside the app's folder (``imports NAMES``, passed to the template),
+when it is serving (``ready``), why it cannot start (``failure JSON``, then
+``failed LINE``, the one-line error with file and line), when it has served its
 share of requests (``recycle``), and how many requests it cut short when it
-stopped (``cut N``).
+stopped (``cut N``); the supervisor tells it when its answers are stale
+(``stale TEXT``, with ``--stale-header``).
 
 One rule holds throughout: a worker is retired only once its successor serves.
 A successor that cannot start (the app does not import, its routes cannot be
@@ -28,6 +32,7 @@ names the worker kept and the successor's error line.
 - SIGTERM / SIGINT: the supervisor closes its copy of the socket and stops every
   worker gracefully (they stop accepting, finish in-flight requests within the
   grace period, then exit); it exits 0 and says how many requests were cut short.
+  So it does when the reader of its ``--events-fd`` pipe goes away.
 
 With ``--stats-file`` or ``--metrics-*``, each worker keeps its stage statistics in
 a file of a directory the supervisor reads (``StatsExport``); the figures of a
@@ -46,17 +51,19 @@ import json
 import mmap
 import os
 import random
-import select
 import selectors
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from spikard import _logging as logs
+from spikard._events import Events, stale_text
+from spikard._forked import ForkedProcess, Process, TemplateProcess
 from spikard._server import ServeOptions, describe
 
 if TYPE_CHECKING:
@@ -72,38 +79,6 @@ START_TIMEOUT_SECONDS = 60.0
 def backoff(failures: int) -> float:
     """The delay before the next try after ``failures`` failed ones in a row."""
     return min(MAX_BACKOFF_SECONDS, 0.5 * 2 ** (failures - 1)) if failures else 0.0
-
-
-def stale_text(failure: dict[str, Any]) -> str:
-    """``app.py:12 SyntaxError``: where the code on disk fails (relative to the
-    working directory when under it) and how; the one-line error otherwise."""
-    filename, lineno, kind = failure.get("filename"), failure.get("lineno"), failure.get("kind")
-    if not filename:
-        return " ".join(str(failure.get("message", "the app could not be loaded")).split())
-    with contextlib.suppress(ValueError):
-        filename = os.path.relpath(filename) if os.path.abspath(filename).startswith(os.getcwd()) else filename
-    where = f"{filename}:{lineno}" if lineno else filename
-    return f"{where} {kind}" if kind else where
-
-
-class Events:
-    """Events for tools, one JSON object per line on a file descriptor the
-    supervisor was given (``spikard run --events-fd N``): ``ready`` (a worker
-    serves), ``reloading`` (SIGHUP received), ``reloaded`` (every worker replaced),
-    ``reload-failed`` (a successor could not start; ``failure`` is
-    ``AppLoadError.to_json()`` or a one-line ``message``), ``start-failed``."""
-
-    def __init__(self, fd: int) -> None:
-        self._file = os.fdopen(fd, "w", encoding="utf-8", buffering=1)
-
-    def emit(self, event: str, **fields: Any) -> None:
-        # When the reader is gone, serving goes on.
-        with contextlib.suppress(OSError):
-            self._file.write(json.dumps({"event": event, "time": time.time(), **fields}) + "\n")
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError):
-            self._file.close()
 
 
 def exit_reason(status: int) -> str:
@@ -146,165 +121,6 @@ class ConnectionTable:
     def close(self) -> None:
         self._map.close()
         os.close(self.fd)
-
-
-class Process(Protocol):
-    """A worker's process: spawned (``subprocess.Popen``) or forked by a template."""
-
-    @property
-    def pid(self) -> int: ...
-    def poll(self) -> int | None: ...
-    def wait(self) -> int: ...
-    def send_signal(self, sig: int) -> None: ...
-    def kill(self) -> None: ...
-
-
-class ForkedProcess:
-    """A worker forked by a template: its parent is the template, which reports
-    its exit."""
-
-    def __init__(self, pid: int, template: TemplateProcess) -> None:
-        self.pid = pid
-        self.returncode: int | None = None
-        self._template = template
-
-    def poll(self) -> int | None:
-        return self.returncode
-
-    def wait(self) -> int:
-        while self.returncode is None:
-            self._template.pump(0.1)
-        return self.returncode
-
-    def send_signal(self, sig: int) -> None:
-        if self.returncode is None:  # never a pid that may have been reused
-            os.kill(self.pid, sig)
-
-    def kill(self) -> None:
-        self.send_signal(signal.SIGKILL)
-
-
-class TemplateProcess:
-    """The supervisor's side of a template (``spikard._template``): a process that has
-    imported what the app imports from outside its folder and forks workers."""
-
-    START_TIMEOUT = 60.0
-
-    def __init__(self, spec: WorkerSpec, inherited: list[int]) -> None:
-        ours, theirs = socket.socketpair()
-        command = [sys.executable, "-m", "spikard._template", spec.app, "--control-fd", str(theirs.fileno())]
-        if spec.log_level:
-            command += ["--log-level", spec.log_level]
-        if spec.log_config:
-            command += ["--log-config", spec.log_config]
-        self.process = subprocess.Popen(command, pass_fds=[*inherited, theirs.fileno()], start_new_session=True)
-        theirs.close()
-        self.control = ours
-        self.started = time.monotonic()
-        self.state = "starting"  # then ready, unusable (threads, or gone) or stale
-        self.children: dict[int, ForkedProcess] = {}
-        self._buffer = b""
-        self._replies: list[str] = []
-        self.gone = False
-
-    @property
-    def usable(self) -> bool:
-        return self.state == "ready"
-
-    def wait_ready(self) -> bool:
-        """Waits until it has imported what it preloads; False if it cannot fork workers."""
-        deadline = self.started + self.START_TIMEOUT
-        while self.state == "starting" and time.monotonic() < deadline:
-            self.pump(0.1)
-        if self.state == "starting":
-            logs.warn("the template importing the app's packages did not finish in time; spawning workers instead")
-            self.state = "unusable"
-            self.stop()
-        return self.usable
-
-    def fork(self, argv: list[str], control: socket.socket) -> ForkedProcess | None:
-        """A worker forked with ``argv`` (``spikard._worker``'s, without ``--control-fd``)
-        and ``control`` as its pipe; None when the template can no longer fork (a file
-        it imported changed on disk, or it is gone)."""
-        try:
-            socket.send_fds(self.control, [f"spawn {json.dumps(argv)}\n".encode()], [control.fileno()])
-        except OSError:
-            self.state = "unusable"
-            return None
-        deadline = time.monotonic() + 10.0
-        while time.monotonic() < deadline and self.state in ("ready", "starting"):
-            while self._replies:
-                reply = self._replies.pop(0)
-                if reply.startswith("pid "):
-                    child = ForkedProcess(int(reply.split()[1]), self)
-                    self.children[child.pid] = child
-                    return child
-                if reply.startswith("stale "):
-                    self.state = "stale"
-                    logs.info(
-                        f"{reply.removeprefix('stale ')} changed since the template imported it; starting another"
-                    )
-                    return None
-            self.pump(0.05)
-        if self.state == "ready":
-            self.state = "unusable"
-        return None
-
-    def pump(self, timeout: float) -> None:
-        """Reads what the template says, waiting up to ``timeout`` for something."""
-        ready, _, _ = select.select([self.control], [], [], timeout)
-        if ready:
-            self.read()
-
-    def read(self) -> None:
-        try:
-            data = self.control.recv(65536)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:
-            data = b""
-        if not data:
-            self._gone()
-            return
-        self._buffer += data
-        *lines, self._buffer = self._buffer.split(b"\n")
-        for line in lines:
-            self._message(line.decode(errors="replace"))
-
-    def _message(self, message: str) -> None:
-        if message == "ready":
-            self.state = "ready"
-        elif message.startswith("threads "):
-            self.state = "unusable"
-            logs.warn(
-                f"importing the app's packages started {message.split()[1]} threads, and a process with "
-                "threads cannot be forked safely: workers are spawned instead (slower restarts)"
-            )
-        elif message.startswith("exit "):
-            _, pid, status = message.split()
-            child = self.children.pop(int(pid), None)
-            if child is not None:
-                child.returncode = int(status)
-        else:
-            self._replies.append(message)
-
-    def _gone(self) -> None:
-        """The template exited: its workers were told to stop (their parent died)."""
-        if self.state != "stale":
-            self.state = "unusable"
-        for child in self.children.values():
-            child.returncode = -signal.SIGTERM
-        self.children.clear()
-        self.gone = True
-
-    def retire(self) -> None:
-        """No more forks; it exits once its last worker has."""
-        with contextlib.suppress(OSError):
-            self.control.sendall(b"retire\n")
-
-    def stop(self) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            self.process.kill()
 
 
 @dataclass
@@ -394,37 +210,45 @@ class Supervisor:
 
     # -- the template (--preload-imports) ------------------------------------
 
-    def _start_template(self, wait: bool) -> None:
+    def _start_template(self) -> None:
+        """Starts a template; workers are spawned until it is ready."""
         inherited = [self.sock.fileno()] + ([self._table.fd] if self._table else [])
         template = TemplateProcess(self.spec, inherited)
         self._template = template
         self._templates.append(template)
         self._selector.register(template.control, selectors.EVENT_READ, template)
-        if wait:
-            template.wait_ready()
 
     def _fork(self, argv: list[str], control: socket.socket) -> Process | None:
-        """A worker forked by the template; None when there is none ready (the
-        worker is then spawned)."""
+        """A worker forked by the template; None when none is ready (the worker is
+        then spawned)."""
         template = self._template
         if template is None or not template.usable:
             return None
         process = template.fork(argv, control)
-        if process is None and template.state == "stale" and not self.stopping:
+        if process is None and not self.stopping:
+            # A file it imported changed, or it stopped answering: a new one.
             template.retire()  # it exits once its workers have
-            self._start_template(wait=False)
+            if template.state == "stale" or not template.gone:
+                self._start_template()
         return process
 
     def _template_said(self, template: TemplateProcess) -> None:
         template.read()
-        if template.gone:
-            with contextlib.suppress(KeyError, ValueError):
-                self._selector.unregister(template.control)
-            template.control.close()
-            self._templates.remove(template)
-            template.process.wait()
-            if template is self._template:
-                self._template = None
+        if not template.gone:
+            return
+        with contextlib.suppress(KeyError, ValueError):
+            self._selector.unregister(template.control)
+        self._templates.remove(template)
+        status = template.process.wait()
+        if template is self._template:
+            self._template = None
+            if self.stopping:
+                return
+            if template.state == "ready":
+                logs.warn(f"the template forking workers exited ({exit_reason(status)}); starting another")
+                self._start_template()
+            elif template.state == "starting":
+                logs.warn(f"the template could not start ({exit_reason(status)}); workers are spawned instead")
 
     def retire(self, worker: Worker) -> None:
         """Asks a worker to stop gracefully."""
@@ -442,6 +266,8 @@ class Supervisor:
             data = b""
         if not data:
             self._selector.unregister(worker.control)
+            if isinstance(worker.process, ForkedProcess):
+                worker.process.closed_pipe()
             return
         worker.buffer += data
         *lines, worker.buffer = worker.buffer.split(b"\n")
@@ -469,6 +295,11 @@ class Supervisor:
         elif message.startswith("failure "):
             with contextlib.suppress(ValueError):
                 worker.failure = json.loads(message.removeprefix("failure "))
+        elif message.startswith("imports "):
+            # What it imported from outside the app's folder: the template imports it
+            # too, so that the next worker need not.
+            if self._template is not None:
+                self._template.preload(message.split()[1:])
         elif message.startswith("failed "):
             worker.error = message.removeprefix("failed ")
         elif message == "recycle" and not self.stopping and not worker.retiring:
@@ -495,10 +326,14 @@ class Supervisor:
             return True
         if not self.stopping:
             reason = new.error or exit_reason(new.process.wait())
-            logs.error(f"worker {old.pid} keeps serving: its successor {new.pid} could not start: {reason}")
+            logs.error(
+                f"worker {old.pid} keeps serving: its successor {new.pid} could not start: {reason}",
+                event="reload-failed",
+            )
             failure = new.failure or {"message": reason}
             if self.events:
-                self.events.emit("reload-failed", pid=new.pid, kept=old.pid, failure=failure)
+                stale = stale_text(failure) if self.stale_header else None
+                self.events.emit("reload-failed", pid=new.pid, kept=old.pid, failure=failure, stale=stale)
             self._mark_stale(failure)
         return False
 
@@ -553,7 +388,7 @@ class Supervisor:
         if dead.ready:
             logs.warn(f"worker {dead.pid} died ({reason}){later}")
         else:
-            logs.error(f"worker {dead.pid} could not start: {reason}{later}")
+            logs.error(f"worker {dead.pid} could not start: {reason}{later}", event="start-failed")
             if self.events:
                 self.events.emit("start-failed", pid=dead.pid, failure=dead.failure or {"message": reason})
 
@@ -566,6 +401,11 @@ class Supervisor:
                 self._drain_signals(key.fileobj)
             elif isinstance(key.data, TemplateProcess):
                 self._template_said(key.data)
+            elif isinstance(key.data, Events):
+                # The tool reading the events is gone: so is the reason to serve.
+                logs.warn("the reader of --events-fd is gone; stopping")
+                self._selector.unregister(key.fileobj)
+                self.stopping = True
             else:
                 self._read(key.data)
         self._end_overdue_starts()
@@ -584,6 +424,9 @@ class Supervisor:
         reader.setblocking(False)
         writer.setblocking(False)
         self._selector.register(reader, selectors.EVENT_READ, None)
+        if self.events is not None and stat.S_ISFIFO(os.fstat(self.events.fd).st_mode):
+            # Woken when the reader closes its end (a pipe's write end reports an error).
+            self._selector.register(self.events.fd, selectors.EVENT_READ, self.events)
         previous_fd = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
         handled = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
         previous = {sig: signal.signal(sig, lambda *_: None) for sig in handled}
@@ -611,7 +454,7 @@ class Supervisor:
             f"with {self.count} worker(s) (Ctrl-C to stop)"
         )
         if self.preload:
-            self._start_template(wait=True)
+            self._start_template()
         for _ in range(self.count):
             self.spawn()
         while not self.stopping:
@@ -645,7 +488,8 @@ class Supervisor:
             if not self.stopping:
                 logs.warn(
                     f"SIGHUP: rolling restart abandoned; {len(olds) - done} worker(s) keep the code "
-                    "they run; the next SIGHUP tries again"
+                    "they run; the next SIGHUP tries again",
+                    event="reload-failed",
                 )
             return
         logs.info("SIGHUP: every worker replaced")
