@@ -183,13 +183,15 @@ def measure(server: Server, app: str, saves: range, figures: Figures, pinned: bo
     command = server.command(port)
     if pinned:
         command = ["taskset", "-c", SERVER_CPU, *command]
-    log = (folder / "server.log").open("wb")
+    # Outside the watched folder: a reloader watching every file would see its own log.
+    log_path = Path(tempfile.mkstemp(prefix="reload-bench-", suffix=".log")[1])
+    log = log_path.open("wb")
     process = subprocess.Popen(command, cwd=folder, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deadline = time.monotonic() + 60
         while version_of(port) != saves.start - 1:
             if time.monotonic() > deadline or process.poll() is not None:
-                raise RuntimeError(f"{server.name} did not serve: {(folder / 'server.log').read_text()[-2000:]}")
+                raise RuntimeError(f"{server.name} did not serve: {log_path.read_text()[-2000:]}")
             time.sleep(0.05)
         time.sleep(1.0)  # past start-up work (reloaders that settle, caches)
         hammer = Hammer(port)
@@ -219,6 +221,7 @@ def measure(server: Server, app: str, saves: range, figures: Figures, pinned: bo
             os.killpg(process.pid, 9)
             process.wait()
         log.close()
+        log_path.unlink()
         shutil.rmtree(folder, ignore_errors=True)
 
 

@@ -26,9 +26,10 @@ shown with its file, line and traceback, and every response says so in a
 Spikard-Stale header until a save loads. Every response carries Server-Timing, and
 each request is shown with its five stages."""
 
-# How long the writes of one save (or of "save all") may take to settle before the
-# reload starts: watchfiles' own default step.
-SETTLE_MS = 50
+# How long the writes of one save (or of "save all", a few milliseconds apart) may
+# take to settle before the reload starts: a burst spread wider is two reloads, the
+# supervisor coalescing the second while the first starts.
+SETTLE_MS = 10
 # `spikard run`'s exit status for options it refuses.
 USAGE = 2
 

@@ -48,12 +48,15 @@ def app_folder(target: str) -> Path:
 
 def imported_outside(folder: Path) -> list[str]:
     """The modules imported now that do not come from ``folder`` (the app's own)."""
+    inside = str(folder) + os.sep
     names = []
     for name, module in list(sys.modules.items()):
         if name == "__main__" or module is None:
             continue
         path = getattr(module, "__file__", None)
-        if path and Path(path).resolve().is_relative_to(folder):
+        # Paths as the import system made them (absolute; no symlink resolving:
+        # this runs over every module).
+        if path and os.path.abspath(path).startswith(inside):
             continue
         names.append(name)
     return sorted(names)

@@ -13,6 +13,7 @@ import signal
 import socket
 import sys
 import threading
+from pathlib import Path
 
 from spikard import _logging as logs
 from spikard import _spikard
@@ -63,6 +64,17 @@ class Reporter:
             return False
         return True
 
+    def serving(self, folder: Path) -> None:
+        """Says the worker serves, then, off the serving path, what it imported from
+        outside the app's folder (a template, with --preload-imports, imports it for
+        the next worker)."""
+        self.tell("ready")
+
+        def report() -> None:
+            self.tell("imports " + " ".join(imported_outside(folder)))
+
+        threading.Thread(target=report, name="spikard-imports", daemon=True).start()
+
     def cannot_start(self, error: Exception) -> int:
         """Tells the supervisor why this worker cannot start: in full (``failure
         JSON``, from ``AppLoadError.to_json``), then in one line (the supervisor
@@ -92,8 +104,6 @@ def main(argv: list[str] | None = None) -> int:
     except (logs.LogConfigError, AppLoadError) as error:
         return supervisor.cannot_start(error)
     logs.after_app_import()
-    # What a template (--preload-imports) imports for the next worker.
-    supervisor.tell("imports " + " ".join(imported_outside(app_folder(args.app))))
     sock = socket.socket(fileno=args.fd)
     options = ServeOptions(**args.options)
     options = dataclasses.replace(options, debug=options.debug or app.debug)
@@ -105,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
             sock,
             options,
             label=f"worker {os.getpid()}",
-            ready=lambda: supervisor.tell("ready"),
+            ready=lambda: supervisor.serving(app_folder(args.app)),
             on_max_requests=lambda: supervisor.tell("recycle"),
             server=server,
         )
