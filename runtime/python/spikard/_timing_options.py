@@ -36,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action=argparse.BooleanOptionalAction,
         default=argparse.SUPPRESS,  # unset: decided by the exports (stage_stats below)
         help="keep latency histograms per route and stage, read with spikard.stats (default: on with "
-        "--stats-file or --metrics-*, off otherwise: they cost about 2%% more work per request)",
+        "--stats-file or --metrics-*, off otherwise: they cost about 1-1.5%% more work per request)",
     )
     group.add_argument(
         "--stats-file",
