@@ -36,6 +36,7 @@ class Session:
     run_args: Sequence[str]  # further `spikard run` options
     supervisor: subprocess.Popen[bytes] | None = None
     stale: str | None = None
+    never_loaded: bool = False  # the last start failed to load the app (and said so)
     # When the reload under way was asked for, and for which files.
     _reload_started: float | None = None
     _reload_files: str = ""
@@ -129,8 +130,9 @@ class Session:
             if self.stale:
                 self.stale = None
                 _console.recovered()
-        elif kind == "ready" and not event.get("successor") and self._reload_started is not None:
-            # The first worker of a restarted supervisor serves the new code.
+        elif kind == "ready" and not event.get("successor"):
+            # A first worker: at start, or of a supervisor started again by a save.
+            self.never_loaded = False
             with self._lock:
                 started, files = self._reload_started, self._reload_files
                 self._reload_started = None
@@ -138,6 +140,7 @@ class Session:
                 _console.reloaded(files, (time.monotonic() - started) * 1000)
             self.stale = None
         elif kind in ("reload-failed", "start-failed"):
+            self.never_loaded = kind == "start-failed"
             failure = event.get("failure", {})
             self.stale = event.get("stale") if kind == "reload-failed" else None
             with self._lock:

@@ -126,6 +126,10 @@ def main(argv: list[str]) -> int:
     except NoApp as error:
         _console.console.print(f"spikard dev: {error}", style="red")
         return 2
+    location = target.partition(":")[0]
+    if location.endswith(".py") and not (here / location).is_file():
+        _console.console.print(f"spikard dev: no such file: {location}", style="red")
+        return 2
     watched = [Path(d).resolve() for d in args.reload_dir] or [app_directory(target, here)]
     missing = [str(d) for d in watched if not d.is_dir()]
     if missing:
@@ -197,7 +201,7 @@ def _watch(stop: threading.Event, session: Session, roots: list[Path], source: S
         status = session.exited()
         if status == USAGE:
             return  # spikard run refused the options; it said why
-        if status is not None and status != 0 and not said and session.stale is None:
+        if status is not None and status != 0 and not said and session.stale is None and not session.never_loaded:
             # Nothing serves (the app never loaded, or the server died): the next save starts it again.
             said = True
             with contextlib.suppress(Exception):

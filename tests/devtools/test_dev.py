@@ -302,6 +302,14 @@ def test_without_an_app_it_says_what_it_looked_for(tmp_path):
     assert "Traceback" not in result.stderr
 
 
+def test_an_app_file_that_does_not_exist_is_an_error(tmp_path):
+    result = subprocess.run(
+        [*spikard_command(), "dev", "nope.py"], cwd=tmp_path, capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 2
+    assert "no such file: nope.py" in result.stderr
+
+
 def test_it_finds_main_py_when_no_app_is_named(dev, tmp_path):
     write_app(tmp_path, 7, name="main.py")
     server = dev(version=None)
