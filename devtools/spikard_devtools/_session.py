@@ -40,6 +40,7 @@ class Session:
     # When the reload under way was asked for, and for which files.
     _reload_started: float | None = None
     _reload_files: str = ""
+    _reload_asked: float = 0.0  # when, in Unix time (as events are stamped)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _config_dir: tempfile.TemporaryDirectory[str] = field(
         default_factory=lambda: tempfile.TemporaryDirectory(prefix="spikard-dev-")
@@ -82,6 +83,7 @@ class Session:
         with self._lock:
             self._reload_files = files
             self._reload_started = time.monotonic()
+            self._reload_asked = time.time()
         _console.reloading(files)
         if self.supervisor is None or self.supervisor.poll() is not None:
             self.start()
@@ -108,6 +110,11 @@ class Session:
         """Stops at once (a second Ctrl-C): the workers get their parent-death signal."""
         if self.supervisor is not None and self.supervisor.poll() is None:
             self.supervisor.kill()
+
+    def reload_pending(self) -> bool:
+        """A reload was asked for and nothing has come of it yet."""
+        with self._lock:
+            return self._reload_started is not None
 
     def exited(self) -> int | None:
         """The supervisor's exit status once it has exited on its own."""
@@ -144,5 +151,7 @@ class Session:
             failure = event.get("failure", {})
             self.stale = event.get("stale") if kind == "reload-failed" else None
             with self._lock:
-                self._reload_started = None
+                # Only a failure of the code the pending reload asked for ends it.
+                if event.get("time", 0.0) >= self._reload_asked:
+                    self._reload_started = None
             _console.load_failed(failure, self.stale)

@@ -201,6 +201,10 @@ def _watch(stop: threading.Event, session: Session, roots: list[Path], source: S
         status = session.exited()
         if status == USAGE:
             return  # spikard run refused the options; it said why
+        if status is not None and session.reload_pending():
+            # It exited (giving up on code that never loaded) as the save's SIGHUP arrived.
+            session.start()
+            continue
         if status is not None and status != 0 and not said and session.stale is None and not session.never_loaded:
             # Nothing serves (the app never loaded, or the server died): the next save starts it again.
             said = True
