@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import socket
+import time
 from pathlib import Path
 
 import httpx
@@ -41,10 +42,13 @@ def until_both_workers_answer(port: int) -> tuple[set[int], int]:
     and how many requests that took."""
     pids = fresh_connection_gets(port, "/pid", 40)
     sent = 40
+    # The second worker may still be starting on a loaded machine: give it time, not a count.
+    deadline = time.monotonic() + 20
     while len(pids) < 2:
         pids |= fresh_connection_gets(port, "/pid", 20)
         sent += 20
-        assert sent < 1000, "one worker took every connection"
+        assert time.monotonic() < deadline, f"one worker took every connection ({sent})"
+        time.sleep(0.05)
     return pids, sent
 
 
