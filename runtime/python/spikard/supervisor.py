@@ -166,7 +166,6 @@ class Supervisor:
     events: Events | None = None
     # While a reload has failed, the workers' responses say so (``--stale-header``).
     stale_header: bool = False
-    stale: str | None = None  # what they say
     # Fork workers from a template that has imported the app's packages (``--preload-imports``).
     preload: bool = False
     _template: TemplateProcess | None = None
@@ -331,22 +330,20 @@ class Supervisor:
                 event="reload-failed",
             )
             failure = new.failure or {"message": reason}
+            stale = stale_text(failure) if self.stale_header else None
             if self.events:
-                stale = stale_text(failure) if self.stale_header else None
                 self.events.emit("reload-failed", pid=new.pid, kept=old.pid, failure=failure, stale=stale)
-            self._mark_stale(failure)
+            if stale is not None:
+                self._mark_stale(stale)
         return False
 
-    def _mark_stale(self, failure: dict[str, Any]) -> None:
-        """With ``stale_header``: every worker still serving says, in a header on each
-        response, that the code on disk could not be loaded, and why."""
-        if not self.stale_header:
-            return
-        self.stale = stale_text(failure)
+    def _mark_stale(self, text: str) -> None:
+        """Every worker still serving says, in a header on each response, that the
+        code on disk could not be loaded, and why (``text``)."""
         for worker in self.workers:
             if worker.ready and not worker.retiring:
                 with contextlib.suppress(OSError):
-                    worker.control.sendall(f"stale {self.stale}\n".encode())
+                    worker.control.sendall(f"stale {text}\n".encode())
 
     def _end_overdue_starts(self) -> None:
         """A worker not serving ``start_timeout`` after it started is stuck (an
@@ -493,7 +490,6 @@ class Supervisor:
                 )
             return
         logs.info("SIGHUP: every worker replaced")
-        self.stale = None  # every worker serves the code on disk now
         if self.events:
             pids = [w.pid for w in self.workers if w.ready and not w.retiring]
             self.events.emit("reloaded", pids=pids, seconds=round(time.monotonic() - began, 4))
