@@ -17,6 +17,10 @@ from spikard.loading import AppLoadError, load_app
 
 APP = """\
 import os
+import sys
+
+# True in a worker forked by a template that had already imported it.
+PRELOADED = "helper_pkg" in sys.modules
 import helper_pkg
 from spikard import Spikard
 
@@ -25,7 +29,7 @@ app = Spikard()
 
 @app.get("/v")
 async def v():
-    return {{"app": {version}, "helper": helper_pkg.VERSION, "pid": os.getpid()}}
+    return {{"app": {version}, "helper": helper_pkg.VERSION, "pid": os.getpid(), "preloaded": PRELOADED}}
 """
 
 
@@ -69,17 +73,19 @@ def events(project: Path) -> list[dict]:
 
 
 def forked_after_reload(server: SpikardProcess, workers: int = 1) -> None:
-    """Reloads until every worker is forked by a template that has had the time to
-    import what they import (the first workers are spawned while it starts)."""
+    """Reloads until every worker is forked by a template that had already imported
+    what they import (the first workers are spawned while it starts, and it imports
+    what they report only once they serve)."""
 
     def all_forked() -> bool:
         server.proc.send_signal(signal.SIGHUP)
         time.sleep(0.5)
-        pids = {answer(server.port)["pid"] for _ in range(20 * workers)}
-        return len(pids) == workers and all(ppid(pid) != server.proc.pid for pid in pids)
+        answers = [answer(server.port) for _ in range(20 * workers)]
+        pids = {a["pid"] for a in answers}
+        forked = len(pids) == workers and all(ppid(pid) != server.proc.pid for pid in pids)
+        return forked and all(a["preloaded"] for a in answers)
 
-    wait_until(all_forked, timeout=30, what="workers forked by the template")
-    time.sleep(0.5)
+    wait_until(all_forked, timeout=30, what="workers forked by a template that preloaded the app's imports")
 
 
 def test_preloaded_workers_are_forked_by_the_template_and_reload_on_sighup(project):
