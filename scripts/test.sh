@@ -10,6 +10,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# The tests of `spikard profile` drive oha and inferno: cargo builds them (a few
+# minutes) while spikard builds and the lints run, and the tests wait for them.
+tools_log="$(mktemp)"
+bash scripts/install-tools.sh --cargo >"$tools_log" 2>&1 &
+tools=$!
+
 bash scripts/setup.sh
 python3 -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
 
@@ -28,6 +34,13 @@ cargo test --quiet -p spikard-http
 
 # tests/test_nginx.py puts nginx in front of two instances: install Debian's nginx if missing.
 bash scripts/ensure-nginx.sh
+
+if ! wait "$tools"; then
+    cat "$tools_log" >&2
+    echo "test: FAILED: installing oha and inferno (scripts/install-tools.sh)" >&2
+    exit 1
+fi
+cat "$tools_log" >&2
 
 default="$(python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
 echo "test: pytest over real sockets on Python $default" >&2
@@ -50,7 +63,7 @@ for version in $supported; do
     venv=".venvs/py$version"
     echo "test: building spikard for Python $version ($python) into $venv" >&2
     [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
-    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check . ./devtools -r tests/requirements.txt
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check . './devtools[profile]' -r tests/requirements.txt
     echo "test: pytest over real sockets on Python $version" >&2
     "$venv/bin/python" -m pytest -q -p no:cacheprovider tests
 done

@@ -44,13 +44,18 @@ def recovered() -> None:
     console.print(Text.assemble(("✓ ", "green"), "the code on disk loads again: responses are no longer marked stale"))
 
 
-def load_failed(failure: dict[str, Any], stale: str | None) -> None:
-    """The app on disk cannot be loaded: its traceback, once, and what serves meanwhile."""
+def show_failure(failure: dict[str, Any]) -> None:
+    """An app that does not load (``AppLoadError.to_json()``), as a traceback."""
     trace = _trace(failure)
     if trace is not None:
         console.print(Traceback(trace, show_locals=False, width=min(console.width, 120)))
     else:
         console.print(Text(failure.get("message", "the app could not be loaded"), style="bold red"))
+
+
+def load_failed(failure: dict[str, Any], stale: str | None) -> None:
+    """The app on disk cannot be loaded: its traceback, once, and what serves meanwhile."""
+    show_failure(failure)
     if stale:
         console.print(
             Text.assemble(

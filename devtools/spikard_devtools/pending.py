@@ -11,9 +11,5 @@ def _not_yet(name: str, what: str) -> int:
     return 2
 
 
-def profile(argv: list[str]) -> int:
-    return _not_yet("profile", "per-stage latency tables and flamegraphs")
-
-
 def bench(argv: list[str]) -> int:
     return _not_yet("bench", "the FastAPI comparison; bench/run.py measures meanwhile")

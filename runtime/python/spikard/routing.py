@@ -3,6 +3,10 @@ what its text is coerced to, and the JSON Schema it must satisfy.
 
 All of this happens once, when the decorator runs; a signature spikard cannot serve
 is a ``TypeError`` naming the handler and the parameter.
+
+The plans are public: ``app.routes`` lists a ``RoutePlan`` per route, whose
+``params`` (``ParamPlan``) and ``body`` (``BodyPlan``) carry the JSON Schemas the
+runtime validates against, for tools that document or exercise an app.
 """
 
 from __future__ import annotations
@@ -18,12 +22,14 @@ import msgspec
 
 from spikard import _spikard
 from spikard._bodies import converter_for, plan_body, strip_optional
-from spikard._plan import ParamPlan, ParamSource, RoutePlan, Scalar
+from spikard._plan import BodyField, BodyPlan, ParamPlan, ParamSource, RoutePlan, Scalar
 from spikard.params import Body, Header, Param
 from spikard.pydantic_support import uses_pydantic
 from spikard.requests import Request
 from spikard.response_models import response_model as plan_response_model
 from spikard.responses import Response
+
+__all__ = ["BodyField", "BodyPlan", "ParamPlan", "ParamSource", "RoutePlan", "Scalar", "plan_route"]
 
 _JSON_SCALARS: dict[str, Scalar] = {"integer": "int", "number": "float", "boolean": "bool", "string": "str"}
 _PATH_CONVERTER_TYPES: dict[str, Any] = {

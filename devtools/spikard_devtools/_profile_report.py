@@ -1,0 +1,330 @@
+"""What ``spikard profile`` shows and keeps: ``rich`` tables of the load, of where
+each route's time goes by stage, and of where the CPU goes; and the JSON report
+beside the flamegraph."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from spikard.stats import STAGES, RouteStats, Snapshot, Summary
+from spikard_devtools._load import Load, Placement
+from spikard_devtools._requests import Probe
+from spikard_devtools._served import Answer, CpuTimes
+from spikard_devtools._stacks import SIDE_TITLES, SIDES, CpuSplit
+
+STAGE_COLOURS = {
+    "parse": "cyan",
+    "validate": "magenta",
+    "ffi": "yellow",
+    "handler": "green",
+    "response": "blue",
+    "other": "grey50",
+}
+SIDE_COLOURS = {
+    "app": "green",
+    "runtime": "cyan",
+    "interpreter": "yellow",
+    "libraries": "magenta",
+    "kernel": "red",
+}
+BAR_WIDTH = 20
+
+
+@dataclass
+class ProbeResult:
+    """One request: its check before the load, and what each phase's load saw."""
+
+    probe: Probe
+    check: Answer | None = None
+    skipped: str | None = None  # why it was not put under load
+    stage_load: Load | None = None
+    sample_load: Load | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        check = None
+        if self.check is not None:
+            check = {"status": self.check.status, "body": self.check.body[:500].decode("utf-8", "replace")}
+        return {
+            **self.probe.to_json(),
+            "check": check,
+            "skipped": self.skipped,
+            "stage_phase": self.stage_load.to_json() if self.stage_load else None,
+            "sampling_phase": self.sample_load.to_json() if self.sample_load else None,
+        }
+
+
+@dataclass
+class Profile:
+    """One run's inputs and findings."""
+
+    app: str
+    args: argparse.Namespace
+    stem: str  # the files' name: <app>-<timestamp>
+    placement: Placement
+    results: list[ProbeResult] = field(default_factory=list)
+    routes: list[str] = field(default_factory=list)  # every route of the app, in its order
+    skipped_routes: dict[str, str] = field(default_factory=dict)  # no request synthesised: why
+    snapshot: Snapshot | None = None
+    times: CpuTimes | None = None  # the stage phase's CPU, from /proc
+    split: CpuSplit | None = None
+    together: int = 0  # samples holding the runtime's Rust and the app's code in one stack
+    files: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    versions: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def out(self) -> Path:
+        return Path(self.args.out)
+
+
+def stage_shares(route: RouteStats) -> dict[str, float]:
+    """Each stage's share of the route's total time (sums, so that stages some
+    requests never reached weigh what they cost), and ``other`` for the rest."""
+    total = route.total.mean * route.total.count
+    if not total:
+        return {name: 0.0 for name in (*STAGES, "other")}
+    shares = {name: s.mean * s.count / total for name, s in route.stages.items()}
+    shares["other"] = max(0.0, 1.0 - sum(shares.values()))
+    return shares
+
+
+def _bar(shares: dict[str, float], colours: dict[str, str], width: int = BAR_WIDTH) -> Text:
+    """A stacked bar, one coloured run per part, rounded so that the runs fill ``width``."""
+    text, filled, running = Text(), 0, 0.0
+    for name, share in shares.items():
+        running += share
+        end = round(running * width)
+        if end > filled:
+            text.append("█" * (end - filled), style=colours.get(name, "white"))
+            filled = end
+    return text
+
+
+def _micros(value: float) -> str:
+    if value >= 10_000:
+        return f"{value / 1000:.0f}ms"
+    if value >= 1000:
+        return f"{value / 1000:.1f}ms"
+    return f"{value:.0f}µs" if value >= 10 else f"{value:.1f}µs"
+
+
+def _millis(seconds: float) -> str:
+    return f"{seconds * 1000:.2f} ms" if seconds < 1 else f"{seconds:.2f} s"
+
+
+def load_table(results: Sequence[ProbeResult], title: str) -> Table:
+    table = Table(title=title, title_justify="left", show_edge=False)
+    table.add_column("request")
+    table.add_column("answers")
+    table.add_column("req/s", justify="right")
+    table.add_column("p50", justify="right")
+    table.add_column("p99", justify="right")
+    for result in results:
+        load = result.stage_load
+        if load is None:
+            why = result.skipped or "not run"
+            table.add_row(result.probe.label, Text(why, style="yellow"), "", "", "")
+            continue
+        answers = ", ".join(f"{status}: {n:,}" for status, n in sorted(load.statuses.items()))
+        if load.errors:
+            answers += ", " + ", ".join(f"{error}: {n:,}" for error, n in load.errors.items())
+        style = "green" if load.ok == load.requests else "yellow"
+        table.add_row(
+            result.probe.label, Text(answers, style=style), f"{load.rate:,.0f}", _millis(load.p50), _millis(load.p99)
+        )
+    return table
+
+
+def stage_table(snapshot: Snapshot, routes: Sequence[str]) -> Table:
+    table = Table(
+        title="Where each route's time goes (server side; per stage: share of the total · p50/p99)",
+        title_justify="left",
+        show_edge=False,
+    )
+    table.add_column("route")
+    table.add_column("requests", justify="right")
+    table.add_column("total p50/p99", justify="right")
+    for name in STAGES:
+        table.add_column(Text(name, style=STAGE_COLOURS[name]), justify="right")
+    table.add_column("share", no_wrap=True)
+    for name in routes:
+        route = snapshot.routes.get(name)
+        if route is None or not route.count:
+            continue
+        shares = stage_shares(route)
+        cells = [_stage_cell(route.stages[stage], shares[stage]) for stage in STAGES]
+        table.add_row(
+            name,
+            f"{route.count:,}",
+            f"{_micros(route.total.p50)}/{_micros(route.total.p99)}",
+            *cells,
+            _bar(shares, STAGE_COLOURS),
+        )
+    return table
+
+
+def _stage_cell(summary: Summary, share: float) -> str:
+    if not summary.count:
+        return "—"
+    return f"{share:4.0%} {_micros(summary.p50)}/{_micros(summary.p99)}"
+
+
+def legend(colours: dict[str, str], titles: dict[str, str] | None = None) -> Text:
+    text = Text("  ")
+    for name, colour in colours.items():
+        text.append("█ ", style=colour)
+        text.append((titles or {}).get(name, name) + "   ", style="dim")
+    return text
+
+
+def split_table(split: CpuSplit, times: CpuTimes | None) -> Table:
+    table = Table(title="Where the CPU goes (sampled stacks)", title_justify="left", show_edge=False)
+    table.add_column("side")
+    table.add_column("share", justify="right")
+    table.add_column("", no_wrap=True)
+    for side in SIDES:
+        share = split.share(side)
+        table.add_row(SIDE_TITLES[side], f"{share:.0%}", Text("█" * round(share * BAR_WIDTH), style=SIDE_COLOURS[side]))
+    caption = f"{split.busy:,} samples on the CPU"
+    if split.idle:
+        caption += f"; {split.idle:,} waiting (epoll, futex, sleep) left out"
+    if times is not None and times.user + times.system > 0:
+        kernel = times.system / (times.user + times.system)
+        caption += f"; the kernel's share by the process's own accounting (/proc, stage phase): {kernel:.0%}"
+    table.caption = caption
+    table.caption_justify = "left"
+    return table
+
+
+def top_table(split: CpuSplit, which: str, title: str) -> Table:
+    table = Table(title=title, title_justify="left", show_edge=False)
+    table.add_column("self", justify="right")
+    table.add_column("function")
+    for name, share in split.top(which):
+        table.add_row(f"{share:.1%}", name)
+    return table
+
+
+def show(
+    console: Console,
+    results: Sequence[ProbeResult],
+    snapshot: Snapshot | None,
+    routes: Sequence[str],
+    split: CpuSplit | None,
+    times: CpuTimes | None,
+) -> None:
+    console.print()
+    console.print(load_table(results, "Load (stage phase, client side)"))
+    if snapshot is not None:
+        console.print()
+        console.print(stage_table(snapshot, routes))
+        console.print(legend({name: STAGE_COLOURS[name] for name in (*STAGES, "other")}))
+    if split is not None and split.busy:
+        console.print()
+        console.print(split_table(split, times))
+        console.print()
+        console.print(top_table(split, "python", "Python functions by self time"))
+        console.print()
+        console.print(top_table(split, "native", "Native (Rust and C) functions by self time"))
+        if split.system_calls:
+            console.print()
+            console.print(top_table(split, "kernel", "System calls (time in the kernel)"))
+
+
+def stages_json(snapshot: Snapshot, routes: Sequence[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name in routes:
+        route = snapshot.routes.get(name)
+        if route is None:
+            continue
+        shares = stage_shares(route)
+        out[name] = {
+            "requests": route.count,
+            "statuses": route.statuses,
+            "total_us": _summary_json(route.total),
+            "stages": {
+                stage: {**_summary_json(route.stages[stage]), "share": round(shares[stage], 4)} for stage in STAGES
+            },
+            "other_share": round(shares["other"], 4),
+        }
+    return out
+
+
+def _summary_json(summary: Summary) -> dict[str, Any]:
+    return {
+        "count": summary.count,
+        "mean": round(summary.mean, 3),
+        "p50": round(summary.p50, 3),
+        "p90": round(summary.p90, 3),
+        "p99": round(summary.p99, 3),
+        "max": round(summary.max, 3),
+    }
+
+
+def write(profile: Profile) -> None:
+    """The JSON report, beside the flamegraph: ``<out>/<stem>.json``."""
+    args = profile.args
+    profile.out.mkdir(parents=True, exist_ok=True)
+    path = profile.out / f"{profile.stem}.json"
+    times = profile.times
+    document = {
+        "format": "spikard.profile",
+        "version": 1,
+        "app": profile.app,
+        "command": ["spikard", "profile", *sys.argv[2:]] if sys.argv[1:2] == ["profile"] else sys.argv,
+        "taken_at": datetime.now().astimezone().isoformat(timespec="seconds"),
+        "settings": {
+            "duration_s": args.duration,
+            "connections": args.connections,
+            "rate": args.rate,
+            "workers": args.workers,
+            "sample_rate_hz": args.sample_rate,
+            "pinning": profile.placement.text,
+        },
+        "versions": profile.versions,
+        "requests": [result.to_json() for result in profile.results],
+        "unsynthesised_routes": profile.skipped_routes,
+        "stages_unit": "microseconds",
+        "stages": stages_json(profile.snapshot, profile.routes) if profile.snapshot else None,
+        "cpu": {
+            "stage_phase_proc": None
+            if times is None
+            else {
+                "user_s": round(times.user, 3),
+                "system_s": round(times.system, 3),
+                "kernel_share": round(times.system / (times.user + times.system), 4)
+                if times.user + times.system
+                else None,
+            },
+            "sampled": profile.split.to_json() if profile.split else None,
+            "samples_with_runtime_and_app_in_one_stack": profile.together if profile.split else None,
+        },
+        "files": profile.files,
+        "notes": profile.notes,
+    }
+    path.write_text(json.dumps(document, indent=1))
+    profile.files["report"] = str(path)
+
+
+def say_files(console: Console, profile: Profile) -> None:
+    """What went wrong on the way, and where the files are."""
+    console.print()
+    for note in profile.notes:
+        console.print(Text.assemble(("⚠ ", "yellow"), note))
+    for route, why in profile.skipped_routes.items():
+        console.print(Text.assemble(("⚠ ", "yellow"), f"{route}: no request synthesised ({why})"))
+    labels = {"svg": "flamegraph", "speedscope": "speedscope profile", "stacks": "raw stacks", "report": "report"}
+    for kind in ("svg", "speedscope", "report", "stacks"):
+        if kind in profile.files:
+            console.print(Text.assemble((f"{labels[kind]:>18}: ", "dim"), (profile.files[kind], "bold")))

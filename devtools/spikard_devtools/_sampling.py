@@ -1,0 +1,103 @@
+"""The sampling phase's instrument: ``py-spy record --native`` attached to the serving
+process, its raw stacks read back into a CPU split and drawn as flamegraphs."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from spikard_devtools import _flamegraph, _stacks
+
+# How long py-spy may take to fail attaching before it is taken to be sampling.
+ATTACH_WAIT = 1.0
+PTRACE_HINT = (
+    "Sampling needs ptrace: run as root, or allow it with 'sudo sysctl kernel.yama.ptrace_scope=0', "
+    "or in Docker start the container with --cap-add SYS_PTRACE."
+)
+
+
+class SamplerFailed(Exception):
+    """py-spy could not sample; the message says what it said and, when it is a
+    matter of permissions, how to grant them."""
+
+
+def start(py_spy: Path, pid: int, raw: Path, *, rate: int, subprocesses: bool) -> subprocess.Popen[bytes]:
+    """py-spy recording ``pid`` (and its children with ``subprocesses``) into ``raw``."""
+    command = [
+        str(py_spy),
+        "record",
+        "--pid",
+        str(pid),
+        "--native",
+        "--rate",
+        str(rate),
+        "--format",
+        "raw",
+        "--full-filenames",
+        "--output",
+        str(raw),
+    ]
+    if subprocesses:
+        command.append("--subprocesses")
+    sampler = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    # A py-spy that cannot attach exits at once; one still running after a moment samples.
+    try:
+        sampler.wait(ATTACH_WAIT)
+    except subprocess.TimeoutExpired:
+        return sampler
+    said = (sampler.stdout.read().decode(errors="replace") if sampler.stdout else "").strip()
+    message = f"py-spy could not sample the serving process: {said[-400:]}"
+    if "ermission" in said or "ptrace" in said.lower() or "not permitted" in said:
+        message += f". {PTRACE_HINT}"
+    raise SamplerFailed(message)
+
+
+def stop(sampler: subprocess.Popen[bytes]) -> str:
+    """SIGINT, as Ctrl-C: py-spy writes what it sampled and exits. What it said."""
+    if sampler.poll() is None:
+        sampler.send_signal(signal.SIGINT)
+    try:
+        out, _ = sampler.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        sampler.kill()
+        out, _ = sampler.communicate()
+    said = out.decode(errors="replace") if out else ""
+    if sampler.returncode not in (0, -signal.SIGINT):
+        raise SamplerFailed(f"py-spy failed (exit status {sampler.returncode}): {said.strip()[-600:]}")
+    return said
+
+
+@dataclass
+class Drawn:
+    """What the sampled stacks gave: the split, the proof that both sides were in one
+    stack, the files written and what went wrong on the way."""
+
+    split: _stacks.CpuSplit
+    together: int
+    files: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def draw(raw: Path, app_folder: Path, stem: Path, *, fmt: str, inferno: Path | None, title: str, rate: int) -> Drawn:
+    """Reads ``raw``; writes ``stem``.svg and/or ``stem``.speedscope.json (``fmt``)."""
+    stacks = _stacks.read_stacks(raw.read_text(errors="replace"))
+    classifier = _stacks.Classifier(app_folder)
+    split = _stacks.split(stacks, classifier)
+    drawn = Drawn(split, _stacks.runtime_and_handler_together(stacks, classifier), {"stacks": str(raw)})
+    subtitle = f"{split.samples:,} samples at {rate} Hz, py-spy --native"
+    if fmt in ("svg", "both") and inferno is not None:
+        svg = stem.with_name(stem.name + ".svg")
+        try:
+            _flamegraph.svg(inferno, stacks, svg, title, subtitle)
+            drawn.files["svg"] = str(svg)
+        except subprocess.CalledProcessError as error:
+            drawn.notes.append(f"inferno could not draw the SVG: {error.stderr.decode(errors='replace')[-300:]}")
+        except (OSError, subprocess.SubprocessError) as error:
+            drawn.notes.append(f"inferno could not draw the SVG: {error}")
+    if fmt in ("speedscope", "both"):
+        scope = stem.with_name(stem.name + ".speedscope.json")
+        _flamegraph.speedscope(stacks, scope, title)
+        drawn.files["speedscope"] = str(scope)
+    return drawn
