@@ -6,11 +6,15 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 from typing import Any
 
 from spikard_devtools import _requests
 from spikard_devtools._profile_report import ProbeResult
 from spikard_devtools._served import ServedApp
+
+# The last line of a logged traceback: ``RuntimeError: kaboom``.
+EXCEPTION_LINE = re.compile(r"^\w[\w.]*(?:Error|Exception)\b")
 
 
 def check(results: list[ProbeResult], server: ServedApp) -> list[str]:
@@ -19,29 +23,52 @@ def check(results: list[ProbeResult], server: ServedApp) -> list[str]:
     be what its user wants to see)."""
     notes = []
     for result in results:
-        attempts: dict[str, int] = {}
-        while True:
-            try:
-                result.check = server.send(result.probe)
-            except OSError as error:
-                result.skipped = f"not answered: {error}"
-                break
-            if result.check.status != 422 or result.probe.source != "synthesised":
-                break
-            errors = problem(result.check.body).get("errors") or []
-            retry = _requests.retried(result.probe, errors, attempts)
-            if retry is None:
-                break
-            result.probe = retry
+        _check_one(result, server)
         if result.skipped or result.check is None:
             continue
         status = result.check.status
-        if status == 422 or (status >= 400 and result.probe.source == "synthesised" and status != 404):
-            result.skipped = f"answered {status} before the load: {detail(result.check.body)}"
-        elif status >= 400:
-            said = detail(result.check.body)
+        if status >= 400:
+            said = _reason(result.check.body, status, server)
             notes.append(f"{result.probe.label} answered {status} before the load ({said}); profiled as it is")
     return notes
+
+
+def _check_one(result: ProbeResult, server: ServedApp) -> None:
+    attempts: dict[str, int] = {}
+    first: tuple[ProbeResult, bytes] | None = None
+    original = result.probe
+    while True:
+        try:
+            result.check = server.send(result.probe)
+        except OSError as error:
+            result.skipped = f"not answered: {error}"
+            return
+        if result.check.status != 422 or result.probe.source != "synthesised":
+            break
+        if first is None:
+            first = (result, result.check.body)
+        retry = _requests.retried(result.probe, problem(result.check.body).get("errors") or [], attempts)
+        if retry is None:
+            break
+        result.probe = retry
+    status = result.check.status
+    if status == 422 and first is not None:
+        # What the app said of the request as first synthesised, not of the last guess.
+        result.probe = original
+        result.skipped = f"answered 422 before the load: {detail(first[1])}"
+    elif status >= 400 and result.probe.source == "synthesised" and status != 404:
+        result.skipped = f"answered {status} before the load: {_reason(result.check.body, status, server)}"
+
+
+def _reason(body: bytes, status: int, server: ServedApp) -> str:
+    """The answer's detail; for a 500, the exception the server logged, when it did."""
+    said = detail(body)
+    if status >= 500:
+        lines = server.output().splitlines()
+        logged = [line.strip() for line in lines if EXCEPTION_LINE.match(line)]
+        if logged:
+            said += f"; the server logged {logged[-1][:300]}"
+    return said
 
 
 def problem(body: bytes) -> dict[str, Any]:

@@ -282,7 +282,17 @@ def _string(schema: dict[str, Any]) -> str:
     if least > most:
         raise Unsatisfiable(f"minLength {least} exceeds maxLength {most}")
     form = schema.get("format")
+    if schema.get("contentEncoding") == "base64":
+        form = "base64"
     pattern = schema.get("pattern")
+    if pattern is not None:
+        try:
+            re.compile(pattern)
+        except re.error as error:
+            raise Unsatisfiable(
+                f"the pattern {pattern!r} is not one Python's re reads ({error}); "
+                "name a request with --url or --requests"
+            ) from None
     candidates = [FORMATS[form]] if form in FORMATS else []
     if pattern:
         made = _matching(pattern)

@@ -18,7 +18,8 @@ SPEEDSCOPE_SCHEMA = "https://www.speedscope.app/file-format-schema.json"
 
 
 def _label(frame: Frame) -> str:
-    return f"{frame.name} ({short_path(frame.where)})" if frame.where else frame.name
+    name = frame.readable_name
+    return f"{name} ({short_path(frame.where)})" if frame.where else name
 
 
 def collapsed(stacks: list[tuple[list[Frame], int]]) -> str:
@@ -52,7 +53,7 @@ def speedscope(stacks: list[tuple[list[Frame], int]], out: Path, name: str) -> N
             key = (frame.name, frame.where)
             if key not in index:
                 index[key] = len(frames)
-                entry: dict[str, object] = {"name": frame.name}
+                entry: dict[str, object] = {"name": frame.readable_name}
                 file, _, line = frame.where.rpartition(":")
                 if line.isdigit():
                     entry.update(file=short_path(file), line=int(line))

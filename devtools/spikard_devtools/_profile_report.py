@@ -39,6 +39,8 @@ SIDE_COLOURS = {
     "kernel": "red",
 }
 BAR_WIDTH = 20
+# Terminals at least this wide get the stacked bar beside the stage table.
+WIDE = 140
 
 
 @dataclass
@@ -133,12 +135,16 @@ def load_table(results: Sequence[ProbeResult], title: str) -> Table:
     for result in results:
         load = result.stage_load
         if load is None:
-            why = result.skipped or "not run"
+            why = result.skipped or "not run (interrupted)"
             table.add_row(result.probe.label, Text(why, style="yellow"), "", "", "")
             continue
         answers = ", ".join(f"{status}: {n:,}" for status, n in sorted(load.statuses.items()))
         if load.errors:
             answers += ", " + ", ".join(f"{error}: {n:,}" for error, n in load.errors.items())
+        if not load.statuses:
+            answers = f"no answer in {load.seconds:.1f} s" + (f" ({answers.lstrip(', ')})" if answers else "")
+            table.add_row(result.probe.label, Text(answers, style="red"), "0", "—", "—")
+            continue
         style = "green" if load.ok == load.requests else "yellow"
         table.add_row(
             result.probe.label, Text(answers, style=style), f"{load.rate:,.0f}", _millis(load.p50), _millis(load.p99)
@@ -146,38 +152,37 @@ def load_table(results: Sequence[ProbeResult], title: str) -> Table:
     return table
 
 
-def stage_table(snapshot: Snapshot, routes: Sequence[str]) -> Table:
+def stage_table(snapshot: Snapshot, routes: Sequence[str], width: int) -> Table:
+    """Per route: the total, then per stage its share of the total and p50/p99;
+    the stacked bar of the shares when the terminal has room for it."""
     table = Table(
-        title="Where each route's time goes (server side; per stage: share of the total · p50/p99)",
+        title="Where each route's time goes (server side; per stage: share of the total, then p50/p99)",
         title_justify="left",
         show_edge=False,
     )
-    table.add_column("route")
+    table.add_column("route", overflow="fold")
     table.add_column("requests", justify="right")
-    table.add_column("total p50/p99", justify="right")
+    table.add_column("total\np50/p99", justify="right")
     for name in STAGES:
-        table.add_column(Text(name, style=STAGE_COLOURS[name]), justify="right")
-    table.add_column("share", no_wrap=True)
+        table.add_column(Text(name, style=STAGE_COLOURS[name]), justify="right", no_wrap=True)
+    with_bar = width >= WIDE
+    if with_bar:
+        table.add_column("shares", no_wrap=True)
     for name in routes:
         route = snapshot.routes.get(name)
         if route is None or not route.count:
             continue
         shares = stage_shares(route)
         cells = [_stage_cell(route.stages[stage], shares[stage]) for stage in STAGES]
-        table.add_row(
-            name,
-            f"{route.count:,}",
-            f"{_micros(route.total.p50)}/{_micros(route.total.p99)}",
-            *cells,
-            _bar(shares, STAGE_COLOURS),
-        )
+        row = [name, f"{route.count:,}", f"{_micros(route.total.p50)}\n{_micros(route.total.p99)}", *cells]
+        table.add_row(*row, *([_bar(shares, STAGE_COLOURS)] if with_bar else []))
     return table
 
 
 def _stage_cell(summary: Summary, share: float) -> str:
     if not summary.count:
         return "—"
-    return f"{share:4.0%} {_micros(summary.p50)}/{_micros(summary.p99)}"
+    return f"{share:.0%}\n{_micros(summary.p50)}/{_micros(summary.p99)}"
 
 
 def legend(colours: dict[str, str], titles: dict[str, str] | None = None) -> Text:
@@ -207,10 +212,10 @@ def split_table(split: CpuSplit, times: CpuTimes | None) -> Table:
     return table
 
 
-def top_table(split: CpuSplit, which: str, title: str) -> Table:
+def top_table(split: CpuSplit, which: str, title: str, what: str = "function") -> Table:
     table = Table(title=title, title_justify="left", show_edge=False)
     table.add_column("self", justify="right")
-    table.add_column("function")
+    table.add_column(what, overflow="fold")
     for name, share in split.top(which):
         table.add_row(f"{share:.1%}", name)
     return table
@@ -228,7 +233,7 @@ def show(
     console.print(load_table(results, "Load (stage phase, client side)"))
     if snapshot is not None:
         console.print()
-        console.print(stage_table(snapshot, routes))
+        console.print(stage_table(snapshot, routes, console.width))
         console.print(legend({name: STAGE_COLOURS[name] for name in (*STAGES, "other")}))
     if split is not None and split.busy:
         console.print()
@@ -239,7 +244,7 @@ def show(
         console.print(top_table(split, "native", "Native (Rust and C) functions by self time"))
         if split.system_calls:
             console.print()
-            console.print(top_table(split, "kernel", "System calls (time in the kernel)"))
+            console.print(top_table(split, "kernel", "System calls", "call"))
 
 
 def stages_json(snapshot: Snapshot, routes: Sequence[str]) -> dict[str, Any]:
@@ -272,8 +277,9 @@ def _summary_json(summary: Summary) -> dict[str, Any]:
     }
 
 
-def write(profile: Profile) -> None:
-    """The JSON report, beside the flamegraph: ``<out>/<stem>.json``."""
+def write(profile: Profile, routes: Sequence[str]) -> None:
+    """The JSON report, beside the flamegraph: ``<out>/<stem>.json``, with the stage
+    figures of ``routes`` (those put under load)."""
     args = profile.args
     profile.out.mkdir(parents=True, exist_ok=True)
     path = profile.out / f"{profile.stem}.json"
@@ -296,7 +302,7 @@ def write(profile: Profile) -> None:
         "requests": [result.to_json() for result in profile.results],
         "unsynthesised_routes": profile.skipped_routes,
         "stages_unit": "microseconds",
-        "stages": stages_json(profile.snapshot, profile.routes) if profile.snapshot else None,
+        "stages": stages_json(profile.snapshot, routes) if profile.snapshot else None,
         "cpu": {
             "stage_phase_proc": None
             if times is None

@@ -37,6 +37,8 @@ RETRY_STRINGS = (
     FORMATS["ipv4"],
     FORMATS["duration"],
     "1",
+    "2",
+    "10",
     "1.5",
     "true",
 )
@@ -186,28 +188,33 @@ def _text(value: Any) -> str:
 
 def retried(probe: Probe, errors: list[dict[str, Any]], attempts: dict[str, int]) -> Probe | None:
     """``probe`` with each value the app refused (the ``loc`` of each error of its
-    422 answer) replaced by the next of ``RETRY_STRINGS``; None when a refused value
-    has had them all, or is not one this can change. ``attempts`` counts per location."""
+    422 answer) replaced by the next value to try: other numbers for a number, other
+    ordinary strings (``RETRY_STRINGS``) for a string; None when a refused value has
+    had them all, or is not one this can change. ``attempts`` counts per location."""
     body = json.loads(probe.body) if probe.body else None
     path, _, query_text = probe.target.partition("?")
     query = parse_qsl(query_text, keep_blank_values=True)
     headers = list(probe.headers)
     for error in errors:
         loc = [str(part) if not isinstance(part, int) else part for part in error.get("loc", [])]
+        if len(loc) < 2:
+            return None
+        where = loc[0]
+        refused = _get_in(body, loc[1:]) if where == "body" else None
+        candidates = _retry_values(refused)
         key = json.dumps(loc)
         attempt = attempts.get(key, 0)
-        if attempt >= len(RETRY_STRINGS) or len(loc) < 2:
+        if attempt >= len(candidates):
             return None
         attempts[key] = attempt + 1
-        value = RETRY_STRINGS[attempt]
-        where = loc[0]
+        value = candidates[attempt]
         if where == "body" and isinstance(body, dict | list):
             if not _set_in(body, loc[1:], value):
                 return None
         elif where == "query":
-            query = [(k, value if k == loc[1] else v) for k, v in query]
+            query = [(k, str(value) if k == loc[1] else v) for k, v in query]
         elif where == "header":
-            headers = [(k, value if k.lower() == str(loc[1]).lower() else v) for k, v in headers]
+            headers = [(k, str(value) if k.lower() == str(loc[1]).lower() else v) for k, v in headers]
         else:
             return None
     new_body = json.dumps(body).encode() if body is not None else None
@@ -215,7 +222,28 @@ def retried(probe: Probe, errors: list[dict[str, Any]], attempts: dict[str, int]
     return dataclasses.replace(probe, target=target, headers=tuple(headers), body=new_body)
 
 
-def _set_in(document: Any, loc: list[Any], value: str) -> bool:
+def _retry_values(refused: Any) -> tuple[Any, ...]:
+    """What to try instead of a refused value: of its own type when it is a number
+    (a validator may want it even, or large), else ordinary strings."""
+    if isinstance(refused, bool):
+        return (not refused,)
+    if isinstance(refused, int):
+        return (2, 10, 0, 100, 3, -1, 1000)
+    if isinstance(refused, float):
+        return (0.5, 2.0, 10.0, 0.1, 100.0)
+    return RETRY_STRINGS
+
+
+def _get_in(document: Any, loc: list[Any]) -> Any:
+    for part in loc:
+        try:
+            document = document[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return document
+
+
+def _set_in(document: Any, loc: list[Any], value: Any) -> bool:
     for part in loc[:-1]:
         try:
             document = document[part]
@@ -236,7 +264,7 @@ def from_urls(pairs: list[list[str]]) -> list[Probe]:
     probes = []
     for method, target in pairs:
         _check(method, target, f"--url {method} {target}")
-        probes.append(Probe(method.upper(), target, source="--url"))
+        probes.append(Probe(method.upper(), encoded(target), source="--url"))
     return probes
 
 
@@ -284,7 +312,7 @@ def _entry(entry: Any, where: str) -> Probe:
             body = json.dumps(entry["body"]).encode()
             if not any(name.lower() == "content-type" for name, _ in headers):
                 headers.append(("content-type", "application/json"))
-    return Probe(method.upper(), target, tuple(headers), body, source=where.split(" entry ")[0])
+    return Probe(method.upper(), encoded(target), tuple(headers), body, source=where.split(" entry ")[0])
 
 
 def _check(method: str, target: str, where: str) -> None:
@@ -292,6 +320,14 @@ def _check(method: str, target: str, where: str) -> None:
         raise BadRequests(f"{where}: '{method}' is not an HTTP method")
     if not target.startswith("/"):
         raise BadRequests(f"{where}: the path must start with '/' (got '{target}')")
+    if any(ord(c) < 0x20 or c == "\x7f" for c in target) or "#" in target:
+        raise BadRequests(f"{where}: the path holds a control character or a fragment ('#')")
+
+
+def encoded(target: str) -> str:
+    """``target`` as sent on the wire: spaces and non-ASCII characters percent-encoded,
+    what is already encoded left as it is."""
+    return quote(target, safe="/?&=%:@!$'()*+,;~-._[]")
 
 
 def assign_routes(probes: list[Probe], routes: list[dict[str, Any]]) -> list[Probe]:

@@ -10,6 +10,7 @@ app does not load, ``{"error": ...}`` as ``AppLoadError.to_json`` gives it, exit
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import Any
 
@@ -57,12 +58,17 @@ def describe(routes: list[RoutePlan]) -> list[dict[str, Any]]:
 
 
 def main(argv: list[str]) -> int:
-    try:
-        app = load_app(argv[0])
-    except AppLoadError as error:
-        print(json.dumps({"error": error.to_json()}))
-        return 1
-    print(json.dumps({"routes": describe(app.routes)}, default=str))
+    # The app may print at import: its output goes to stderr, the JSON alone to stdout.
+    out = os.fdopen(os.dup(1), "w")
+    sys.stdout.flush()
+    os.dup2(2, 1)
+    with out:
+        try:
+            app = load_app(argv[0])
+        except AppLoadError as error:
+            out.write(json.dumps({"error": error.to_json()}))
+            return 1
+        out.write(json.dumps({"routes": describe(app.routes)}, default=str))
     return 0
 
 

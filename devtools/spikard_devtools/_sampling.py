@@ -60,9 +60,11 @@ def stop(sampler: subprocess.Popen[bytes]) -> str:
         sampler.send_signal(signal.SIGINT)
     try:
         out, _ = sampler.communicate(timeout=60)
-    except subprocess.TimeoutExpired:
-        sampler.kill()
+    except (subprocess.TimeoutExpired, KeyboardInterrupt) as stopped:
+        sampler.kill()  # its session is its own: never left running
         out, _ = sampler.communicate()
+        if isinstance(stopped, KeyboardInterrupt):
+            raise
     said = out.decode(errors="replace") if out else ""
     if sampler.returncode not in (0, -signal.SIGINT):
         raise SamplerFailed(f"py-spy failed (exit status {sampler.returncode}): {said.strip()[-600:]}")
@@ -86,7 +88,9 @@ def draw(raw: Path, app_folder: Path, stem: Path, *, fmt: str, inferno: Path | N
     classifier = _stacks.Classifier(app_folder)
     split = _stacks.split(stacks, classifier)
     drawn = Drawn(split, _stacks.runtime_and_handler_together(stacks, classifier), {"stacks": str(raw)})
-    subtitle = f"{split.samples:,} samples at {rate} Hz, py-spy --native"
+    # The pictures show the CPU, as the split does: threads waiting are left out.
+    stacks = [(frames, count) for frames, count in stacks if frames and not _stacks.waiting(frames)]
+    subtitle = f"{split.busy:,} samples on the CPU at {rate} Hz (waiting threads left out), py-spy --native"
     if fmt in ("svg", "both") and inferno is not None:
         svg = stem.with_name(stem.name + ".svg")
         try:

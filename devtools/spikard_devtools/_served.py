@@ -122,15 +122,20 @@ class ServedApp:
         return CpuTimes(user, system)
 
     def stop(self, timeout: float = 15.0) -> int:
-        """SIGINT, as Ctrl-C would; killed if it has not stopped within ``timeout``."""
-        if self.process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
+        """SIGINT, as Ctrl-C would; killed if it has not stopped within ``timeout``, or
+        at once on a second Ctrl-C (never left running: it has a session of its own)."""
+        try:
+            if self.process.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
-        self.sock.close()
+                    self.process.send_signal(signal.SIGINT)
+                try:
+                    self.process.wait(timeout)
+                except (subprocess.TimeoutExpired, KeyboardInterrupt) as stopped:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(self.process.pid, signal.SIGKILL)
+                    self.process.wait()
+                    if isinstance(stopped, KeyboardInterrupt):
+                        raise
+        finally:
+            self.sock.close()
         return self.process.returncode

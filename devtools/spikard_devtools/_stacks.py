@@ -145,6 +145,11 @@ class Frame:
         return self.file.endswith(".rs")
 
     @property
+    def readable_name(self) -> str:
+        """The name as shown: a Rust v0 symbol made readable, others as they are."""
+        return self.name if self.is_python else _readable(self.name)
+
+    @property
     def bare_name(self) -> str:
         """The function's name without generic arguments, a glibc alias prefix or a
         compiler's clone suffix (``.constprop.0``)."""
@@ -154,7 +159,8 @@ class Frame:
 
     def short(self) -> str:
         """The function and its file, without the line: what self time is summed by."""
-        return f"{_readable(_strip_generics(self.name))} ({short_path(self.file)})"
+        name = self.name if self.is_python else _readable(_strip_generics(self.name))
+        return f"{name} ({short_path(self.file)})"
 
 
 def parse_frame(text: str) -> Frame:
@@ -284,6 +290,12 @@ def read_stacks(text: str) -> list[tuple[list[Frame], int]]:
     return stacks
 
 
+def waiting(frames: list[Frame]) -> bool:
+    """Whether the stack's thread waits rather than runs (its leaf is a wait)."""
+    leaf = _named_leaf(frames)
+    return not leaf.is_python and leaf.bare_name in WAITS
+
+
 def split(stacks: list[tuple[list[Frame], int]], classifier: Classifier) -> CpuSplit:
     result = CpuSplit()
     for frames, count in stacks:
@@ -291,7 +303,7 @@ def split(stacks: list[tuple[list[Frame], int]], classifier: Classifier) -> CpuS
         if not frames:
             continue
         leaf = _named_leaf(frames)
-        if not leaf.is_python and leaf.bare_name in WAITS:
+        if waiting(frames):
             result.idle += count
             continue
         if not leaf.is_python and leaf.bare_name in SYSTEM_CALLS and not leaf.is_rust:

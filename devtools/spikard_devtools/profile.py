@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import platform
 import signal
 import subprocess
@@ -56,6 +57,13 @@ three. Exit status: 0 done, 1 the app did not serve or no request succeeded,
 
 USAGE = 2
 FAILED = 1
+# How long importing the app (to read its routes) may take.
+LOAD_TIMEOUT = 300
+MIN_DURATION = 0.1
+# Fewer samples on the CPU than this, and the split is said to be rough.
+FEW_SAMPLES = 200
+# The exit status after Ctrl-C, as a shell reports a process it interrupted.
+INTERRUPTED = 130
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -138,6 +146,9 @@ def main(argv: list[str]) -> int:
         err.print(f"spikard profile: {error}".replace("spikard dev", "spikard profile"), style="red")
         return USAGE
     location, _ = split_target(target)
+    if Path(location).is_dir():
+        err.print(f"spikard profile: {location} is a folder; name the app's file in it (e.g. {location}/app.py)")
+        return USAGE
     if location.endswith(".py") and not Path(location).is_file():
         err.print(f"spikard profile: no such file: {location}", style="red")
         return USAGE
@@ -160,7 +171,7 @@ def main(argv: list[str]) -> int:
         for route, why in found.skipped.items():
             err.print(f"  {route}: {why}", style="yellow")
         return FAILED
-    stem = f"{_stem(target)}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    stem = _free_stem(args.out, f"{_stem(target)}-{datetime.now().strftime('%Y%m%d-%H%M%S')}")
     profile = Profile(target, args, stem, Placement.choose(args.workers))
     profile.routes = [_requests.route_name(r) for r in described]
     profile.skipped_routes = found.skipped
@@ -170,12 +181,14 @@ def main(argv: list[str]) -> int:
 
 
 def _check(args: argparse.Namespace) -> str | None:
-    if args.duration <= 0:
-        return "--duration must be positive"
+    if not (math.isfinite(args.duration) and args.duration >= MIN_DURATION):
+        return f"--duration must be a number of seconds, at least {MIN_DURATION}"
     if args.connections < 1:
         return "--connections must be at least 1"
-    if args.rate is not None and args.rate <= 0:
-        return "--rate must be positive"
+    if args.rate is not None and not (math.isfinite(args.rate) and args.rate > 0):
+        return "--rate must be a positive number of requests per second"
+    if args.out.exists() and not args.out.is_dir():
+        return f"--out {args.out} exists and is not a folder"
     if args.workers < 1:
         return "--workers must be at least 1"
     if not 1 <= args.sample_rate <= 1000:
@@ -185,9 +198,16 @@ def _check(args: argparse.Namespace) -> str | None:
 
 def _describe(target: str) -> list[dict[str, Any]] | None:
     """The app's routes, read in a process of its own; None (said) when it does not load."""
-    result = subprocess.run(
-        [sys.executable, "-m", "spikard_devtools._routes", target], capture_output=True, text=True, timeout=300
-    )
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "spikard_devtools._routes", target],
+            capture_output=True,
+            text=True,
+            timeout=LOAD_TIMEOUT,
+        )
+    except subprocess.TimeoutExpired:
+        err.print(f"spikard profile: importing {target} took more than {LOAD_TIMEOUT} s", style="red")
+        return None
     try:
         document = json.loads(result.stdout)
     except ValueError:
@@ -214,6 +234,15 @@ def _stem(target: str) -> str:
     location, attribute = split_target(target)
     name = Path(location).stem if location.endswith(".py") else location.rsplit(".", 1)[-1]
     return name if attribute in ("", "app") else f"{name}-{attribute}"
+
+
+def _free_stem(out: Path, stem: str) -> str:
+    """``stem``, or ``stem-2``, ``stem-3``... when a report of that name exists."""
+    candidate, number = stem, 1
+    while (out / f"{candidate}.json").exists():
+        number += 1
+        candidate = f"{stem}-{number}"
+    return candidate
 
 
 def _versions(oha: Path) -> dict[str, str]:
@@ -264,16 +293,35 @@ def _run(profile: Profile, oha: Path) -> int:
         try:
             if not _stage_phase(profile, oha, progress, task):
                 return FAILED
-            if phases == 2 and py_spy is not None:
+            loaded_any = any(result.stage_load for result in profile.results)
+            if phases == 2 and py_spy is not None and loaded_any:
                 _sampling_phase(profile, oha, py_spy, inferno, progress, task)
+            elif phases == 2:
+                profile.notes.append("no flamegraph: no request could be put under load")
         except KeyboardInterrupt:
             interrupted = True
     if interrupted:
         err.print("spikard profile: interrupted; what was measured so far follows", style="yellow")
-    _profile_report.show(console, profile.results, profile.snapshot, profile.routes, profile.split, profile.times)
-    _profile_report.write(profile)
-    _profile_report.say_files(console, profile)
+    # What was measured is shown and kept even if Ctrl-C is pressed again meanwhile.
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        _finish(profile)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if interrupted:
+        return INTERRUPTED
     return 0 if any(r.stage_load and r.stage_load.ok for r in profile.results) else FAILED
+
+
+def _finish(profile: Profile) -> None:
+    loaded = [r.probe.route for r in profile.results if r.stage_load is not None and r.probe.route]
+    routes = [route for route in profile.routes if route in loaded]
+    _profile_report.show(console, profile.results, profile.snapshot, routes, profile.split, profile.times)
+    try:
+        _profile_report.write(profile, routes)
+    except OSError as error:
+        profile.notes.append(f"the report could not be written: {error}")
+    _profile_report.say_files(console, profile)
 
 
 @contextlib.contextmanager
@@ -330,13 +378,14 @@ def _stage_phase(profile: Profile, oha: Path, progress: Progress, task: TaskID) 
                 result.stage_load = _drive(profile, oha, server, result.probe, progress, task)
             profile.times = server.cpu_times() - before
         finally:
+            # Also when interrupted: the statistics of what ran are written at shutdown.
             status = server.stop()
-        if status not in (0, -signal.SIGINT):
-            profile.notes.append(f"spikard run exited with status {status}: {server.output()[-500:]}")
-        try:
-            profile.snapshot = Snapshot.load(stats_file)
-        except (OSError, ValueError) as error:
-            profile.notes.append(f"the stage statistics could not be read: {error}")
+            if status not in (0, -signal.SIGINT):
+                profile.notes.append(f"spikard run exited with status {status}: {server.output()[-500:]}")
+            try:
+                profile.snapshot = Snapshot.load(stats_file)
+            except (OSError, ValueError) as error:
+                profile.notes.append(f"the stage statistics could not be read: {error}")
     return True
 
 
@@ -375,9 +424,10 @@ def _sampling_phase(
     stage table stands regardless."""
     args = profile.args
     progress.update(task, description="phase 2: starting the app")
-    server = ServedApp(profile.app, _serving_args(args), pin=profile.placement.server_cpu)
     profile.out.mkdir(parents=True, exist_ok=True)
     raw = profile.out / f"{profile.stem}.stacks.txt"
+    server = ServedApp(profile.app, _serving_args(args), pin=profile.placement.server_cpu)
+    said = ""
     try:
         server.wait_serving()
         sampler = _sampling.start(py_spy, server.process.pid, raw, rate=args.sample_rate, subprocesses=args.workers > 1)
@@ -388,15 +438,21 @@ def _sampling_phase(
                 progress.update(task, description=f"phase 2 (sampling): {result.probe.label}")
                 result.sample_load = _drive(profile, oha, server, result.probe, progress, task)
         finally:
-            _sampling.stop(sampler)
+            # Also when interrupted: what was sampled is written and drawn.
+            said = _sampling.stop(sampler)
     except (NotServing, _sampling.SamplerFailed) as error:
         profile.notes.append(f"no flamegraph: {error}")
         return
     finally:
         server.stop()
+        if raw.exists():
+            _draw(profile, raw, inferno, said)
     if not raw.exists():
         profile.notes.append("no flamegraph: py-spy wrote no stacks")
-        return
+
+
+def _draw(profile: Profile, raw: Path, inferno: Path | None, said: str) -> None:
+    args = profile.args
     drawn = _sampling.draw(
         raw,
         app_directory(profile.app, Path.cwd()),
@@ -409,3 +465,8 @@ def _sampling_phase(
     profile.split, profile.together = drawn.split, drawn.together
     profile.files.update(drawn.files)
     profile.notes += drawn.notes
+    profile.notes += [f"py-spy: {line.strip()}" for line in said.splitlines() if "behind in sampling" in line][:1]
+    if drawn.split.busy < FEW_SAMPLES:
+        profile.notes.append(
+            f"only {drawn.split.busy} samples on the CPU: the split is rough (a longer --duration gives more)"
+        )

@@ -21,6 +21,9 @@ from uuid import UUID
 import msgspec
 from spikard import Cookie, Header, Query, Spikard
 
+# Output at import goes to the terminal, never into what the profiler reads.
+print("noise from the app at import")
+
 app = Spikard()
 
 
@@ -236,6 +239,34 @@ def test_a_bad_requests_file_is_refused_with_the_reason(project, content, messag
     assert result.returncode == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--out", "afile"], "exists and is not a folder"),
+        (["--duration", "nan"], "--duration must be a number of seconds"),
+        (["--duration", "0"], "--duration must be a number of seconds"),
+        (["--rate", "inf"], "--rate must be a positive number"),
+        (["--url", "GET", "/a\x01b"], "control character"),
+    ],
+)
+def test_bad_options_are_refused_before_anything_runs(project, args, message):
+    (project / "afile").write_text("")
+    result = profile(project, *args)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (project / "flamegraphs").exists()
+
+
+def test_a_folder_named_as_the_app_is_refused_with_what_to_name(project):
+    (project / "pkg").mkdir()
+    result = subprocess.run(
+        [*spikard_command(), "profile", "pkg"], cwd=project, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2
+    assert "pkg is a folder" in result.stderr
 
 
 def test_an_app_that_does_not_load_is_shown_not_profiled(project):

@@ -154,5 +154,7 @@ def load_app(target: str) -> Spikard:
     except AttributeError:
         raise AppLoadError(f"'{location}' has no attribute '{attribute}'") from None
     if not isinstance(app, Spikard):
-        raise AppLoadError(f"'{location}:{attribute}' is a {type(app).__name__}, not a spikard.Spikard app")
+        kind = type(app).__name__
+        article = "an" if kind[:1].lower() in "aeiou" else "a"
+        raise AppLoadError(f"'{location}:{attribute}' is {article} {kind}, not a spikard.Spikard app")
     return app
