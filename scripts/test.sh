@@ -13,8 +13,10 @@ cd "$(dirname "$0")/.."
 # The tests of `spikard profile` drive oha and inferno: cargo builds them (a few
 # minutes) while spikard builds and the lints run, and the tests wait for them.
 tools_log="$(mktemp)"
-bash scripts/install-tools.sh --cargo >"$tools_log" 2>&1 &
+setsid bash scripts/install-tools.sh --cargo >"$tools_log" 2>&1 &
 tools=$!
+# Whatever fails first, the build in the background (its own process group) goes too.
+trap 'kill -- "-$tools" 2>/dev/null || true; rm -f "$tools_log"' EXIT
 
 bash scripts/setup.sh
 python3 -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt

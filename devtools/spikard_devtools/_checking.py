@@ -5,14 +5,113 @@ left out (its load would profile the refusal)."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import http.client
 import json
 import re
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
-from spikard_devtools import _requests
-from spikard_devtools._profile_report import ProbeResult
+from spikard_devtools._examples import FORMATS
+from spikard_devtools._findings import ProbeResult
+from spikard_devtools._requests import Probe
 from spikard_devtools._served import ServedApp
 
+# What a refused string is replaced with next, in turn: a schema may say only
+# "string" of a value its type reads as a date, a time or an address (msgspec's
+# schema of a datetime has no format, for one).
+RETRY_STRINGS = (
+    FORMATS["date-time"],
+    FORMATS["date"],
+    FORMATS["time"],
+    FORMATS["uuid"],
+    FORMATS["email"],
+    FORMATS["uri"],
+    FORMATS["ipv4"],
+    FORMATS["duration"],
+    "1",
+    "2",
+    "10",
+    "1.5",
+    "true",
+)
+
+
+def retried(probe: Probe, errors: list[dict[str, Any]], attempts: dict[str, int]) -> Probe | None:
+    """``probe`` with each value the app refused (the ``loc`` of each error of its
+    422 answer) replaced by the next value to try: other numbers for a number, other
+    ordinary strings (``RETRY_STRINGS``) for a string; None when a refused value has
+    had them all, or is not one this can change. ``attempts`` counts per location."""
+    if not errors:
+        return None  # a 422 that names no value (the handler's own): nothing to change
+    body = json.loads(probe.body) if probe.body else None
+    path, _, query_text = probe.target.partition("?")
+    query = parse_qsl(query_text, keep_blank_values=True)
+    headers = list(probe.headers)
+    for error in errors:
+        loc = [str(part) if not isinstance(part, int) else part for part in error.get("loc", [])]
+        if len(loc) < 2:
+            return None
+        where = loc[0]
+        refused = _get_in(body, loc[1:]) if where == "body" else None
+        candidates = _retry_values(refused)
+        key = json.dumps(loc)
+        attempt = attempts.get(key, 0)
+        if attempt >= len(candidates):
+            return None
+        attempts[key] = attempt + 1
+        value = candidates[attempt]
+        if where == "body" and isinstance(body, dict | list):
+            if not _set_in(body, loc[1:], value):
+                return None
+        elif where == "query":
+            query = [(k, str(value) if k == loc[1] else v) for k, v in query]
+        elif where == "header":
+            headers = [(k, str(value) if k.lower() == str(loc[1]).lower() else v) for k, v in headers]
+        else:
+            return None
+    new_body = json.dumps(body).encode() if body is not None else None
+    target = path + ("?" + urlencode(query) if query else "")
+    changed = dataclasses.replace(probe, target=target, headers=tuple(headers), body=new_body)
+    return None if changed == probe else changed
+
+
+def _retry_values(refused: Any) -> tuple[Any, ...]:
+    """What to try instead of a refused value: of its own type when it is a number
+    (a validator may want it even, or large), else ordinary strings."""
+    if isinstance(refused, bool):
+        return (not refused,)
+    if isinstance(refused, int):
+        return (2, 10, 0, 100, 3, -1, 1000)
+    if isinstance(refused, float):
+        return (0.5, 2.0, 10.0, 0.1, 100.0)
+    return RETRY_STRINGS
+
+
+def _get_in(document: Any, loc: list[Any]) -> Any:
+    for part in loc:
+        try:
+            document = document[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return document
+
+
+def _set_in(document: Any, loc: list[Any], value: Any) -> bool:
+    for part in loc[:-1]:
+        try:
+            document = document[part]
+        except (KeyError, IndexError, TypeError):
+            return False
+    try:
+        document[loc[-1]] = value
+    except (IndexError, TypeError):
+        return False
+    return True
+
+
+# How many times one request is sent before the load, retries included.
+MAX_TRIES = 40
 # The last line of a logged traceback: ``RuntimeError: kaboom``.
 EXCEPTION_LINE = re.compile(r"^\w[\w.]*(?:Error|Exception)\b")
 
@@ -35,27 +134,29 @@ def check(results: list[ProbeResult], server: ServedApp) -> list[str]:
 
 def _check_one(result: ProbeResult, server: ServedApp) -> None:
     attempts: dict[str, int] = {}
-    first: tuple[ProbeResult, bytes] | None = None
+    first_refusal: bytes | None = None
     original = result.probe
-    while True:
+    for _ in range(MAX_TRIES):
         try:
             result.check = server.send(result.probe)
-        except OSError as error:
+        except (OSError, http.client.HTTPException, ValueError) as error:
             result.skipped = f"not answered: {error}"
             return
         if result.check.status != 422 or result.probe.source != "synthesised":
             break
-        if first is None:
-            first = (result, result.check.body)
-        retry = _requests.retried(result.probe, problem(result.check.body).get("errors") or [], attempts)
+        if first_refusal is None:
+            first_refusal = result.check.body
+        retry = retried(result.probe, problem(result.check.body).get("errors") or [], attempts)
         if retry is None:
             break
         result.probe = retry
+    if result.check is None:
+        return
     status = result.check.status
-    if status == 422 and first is not None:
+    if status == 422 and first_refusal is not None:
         # What the app said of the request as first synthesised, not of the last guess.
         result.probe = original
-        result.skipped = f"answered 422 before the load: {detail(first[1])}"
+        result.skipped = f"answered 422 before the load: {detail(first_refusal)}"
     elif status >= 400 and result.probe.source == "synthesised" and status != 404:
         result.skipped = f"answered {status} before the load: {_reason(result.check.body, status, server)}"
 

@@ -68,8 +68,10 @@ PATTERN_CANDIDATES = (
     "+15555550123",
     "#a1b2c3",
 )
-# Deeper than this, optional properties are left out (schemas may recurse).
+# Deeper than this, optional properties and array items are left out (schemas may
+# recurse); deeper than the second, a required recursion has no ordinary value.
 MAX_DEPTH = 8
+HARD_DEPTH = 32
 
 
 class Unsatisfiable(ValueError):
@@ -151,8 +153,11 @@ class _Examples:
         raise Unsatisfiable(f"no option of {keyword} is satisfiable: {'; '.join(reasons)}")
 
     def array(self, schema: dict[str, Any], depth: int) -> list[Any]:
+        if depth > HARD_DEPTH:
+            raise Unsatisfiable("the schema nests deeper than any ordinary value")
         prefix = [self.value(item, depth + 1) for item in schema.get("prefixItems", [])]
-        least = max(schema.get("minItems", 0), 1)
+        # One item per array, but as few as allowed once deep (a recursive list).
+        least = schema.get("minItems", 0) if depth >= MAX_DEPTH else max(schema.get("minItems", 0), 1)
         most = schema.get("maxItems", least)
         if most < len(prefix):
             return prefix[:most]
@@ -167,6 +172,8 @@ class _Examples:
         return values
 
     def object(self, schema: dict[str, Any], depth: int) -> dict[str, Any]:
+        if depth > HARD_DEPTH:
+            raise Unsatisfiable("the schema nests deeper than any ordinary value")
         properties: dict[str, Any] = schema.get("properties", {})
         required = set(schema.get("required", []))
         value: dict[str, Any] = {}
@@ -360,7 +367,10 @@ def _build(parsed: Any) -> str:
 def _class_member(items: list[Any]) -> str:
     if items and str(items[0][0]) == "NEGATE":
         excluded = {chr(arg) for op, arg in items[1:] if str(op) == "LITERAL"}
-        return next(c for c in "aA1-_." if c not in excluded)
+        allowed = next((c for c in "aA1-_.xZ9" if c not in excluded), None)
+        if allowed is None:
+            raise _Unfollowed("NEGATE")
+        return allowed
     op, arg = items[0]
     name = str(op)
     if name == "LITERAL":

@@ -5,8 +5,6 @@ most the server takes or at a fixed offered rate, read back from oha's JSON summ
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import time
 from collections.abc import Callable
@@ -14,8 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from spikard_devtools._placement import pinned
 from spikard_devtools._requests import Probe
 
+# A request unanswered this long counts as an error (and the load ends at the latest
+# this long after its duration).
+REQUEST_TIMEOUT = 60
 # What oha calls the requests it abandons when -z runs out.
 ABORTED_AT_DEADLINE = "aborted due to deadline"
 
@@ -47,27 +49,6 @@ class Load:
         }
 
 
-@dataclass(frozen=True)
-class Placement:
-    """Which CPU the server and the load generator run on: apart when there are two
-    CPUs and one server process, so that neither takes the other's time."""
-
-    server_cpu: str | None
-    generator_cpu: str | None
-    text: str
-
-    @classmethod
-    def choose(cls, workers: int) -> Placement:
-        cpus = sorted(os.sched_getaffinity(0))
-        if workers > 1:
-            return cls(None, None, "not pinned: more than one worker spreads the server over every CPU")
-        if len(cpus) < 2:
-            return cls(None, None, "not pinned: one CPU available, shared by the server and oha")
-        if shutil.which("taskset") is None:
-            return cls(None, None, "not pinned: taskset is not installed")
-        return cls(str(cpus[0]), str(cpus[1]), f"server on CPU {cpus[0]}, oha on CPU {cpus[1]} (taskset)")
-
-
 class LoadFailed(Exception):
     """oha did not run, or said something unreadable; the message has what it printed."""
 
@@ -85,6 +66,8 @@ def command(
         # Requests still in flight at the end are waited for, not cut: a cut one
         # would count as a client gone (499) in the server's figures.
         "--wait-ongoing-requests-after-deadline",
+        "-t",
+        f"{REQUEST_TIMEOUT}s",
         "-c",
         str(connections),
         "-m",
@@ -101,11 +84,16 @@ def command(
     return [*args, base_url + probe.target]
 
 
-def run(args: list[str], *, pin: str | None = None, tick: Callable[[float], None] | None = None) -> Load:
+def run(
+    args: list[str],
+    *,
+    pin: str | None = None,
+    tick: Callable[[float], None] | None = None,
+    deadline: float | None = None,
+) -> Load:
     """Runs oha (on CPU list ``pin`` when given and taskset exists) and reads its
     summary; ``tick`` hears the seconds elapsed, about ten times a second."""
-    if pin and shutil.which("taskset"):
-        args = ["taskset", "-c", pin, *args]
+    args = pinned(args, pin)
     started = time.monotonic()
     process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -116,6 +104,8 @@ def run(args: list[str], *, pin: str | None = None, tick: Callable[[float], None
             except subprocess.TimeoutExpired:
                 if tick is not None:
                     tick(time.monotonic() - started)
+                if deadline is not None and time.monotonic() - started > deadline:
+                    raise LoadFailed(f"oha did not finish within {deadline:.0f} s") from None
     finally:
         if process.poll() is None:  # interrupted: oha goes too
             process.kill()

@@ -4,13 +4,9 @@ beside the flamegraph."""
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -18,9 +14,8 @@ from rich.table import Table
 from rich.text import Text
 
 from spikard.stats import STAGES, RouteStats, Snapshot, Summary
-from spikard_devtools._load import Load, Placement
-from spikard_devtools._requests import Probe
-from spikard_devtools._served import Answer, CpuTimes
+from spikard_devtools._findings import ProbeResult, Profile
+from spikard_devtools._served import CpuTimes
 from spikard_devtools._stacks import SIDE_TITLES, SIDES, CpuSplit
 
 STAGE_COLOURS = {
@@ -41,53 +36,6 @@ SIDE_COLOURS = {
 BAR_WIDTH = 20
 # Terminals at least this wide get the stacked bar beside the stage table.
 WIDE = 140
-
-
-@dataclass
-class ProbeResult:
-    """One request: its check before the load, and what each phase's load saw."""
-
-    probe: Probe
-    check: Answer | None = None
-    skipped: str | None = None  # why it was not put under load
-    stage_load: Load | None = None
-    sample_load: Load | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        check = None
-        if self.check is not None:
-            check = {"status": self.check.status, "body": self.check.body[:500].decode("utf-8", "replace")}
-        return {
-            **self.probe.to_json(),
-            "check": check,
-            "skipped": self.skipped,
-            "stage_phase": self.stage_load.to_json() if self.stage_load else None,
-            "sampling_phase": self.sample_load.to_json() if self.sample_load else None,
-        }
-
-
-@dataclass
-class Profile:
-    """One run's inputs and findings."""
-
-    app: str
-    args: argparse.Namespace
-    stem: str  # the files' name: <app>-<timestamp>
-    placement: Placement
-    results: list[ProbeResult] = field(default_factory=list)
-    routes: list[str] = field(default_factory=list)  # every route of the app, in its order
-    skipped_routes: dict[str, str] = field(default_factory=dict)  # no request synthesised: why
-    snapshot: Snapshot | None = None
-    times: CpuTimes | None = None  # the stage phase's CPU, from /proc
-    split: CpuSplit | None = None
-    together: int = 0  # samples holding the runtime's Rust and the app's code in one stack
-    files: dict[str, str] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
-    versions: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def out(self) -> Path:
-        return Path(self.args.out)
 
 
 def stage_shares(route: RouteStats) -> dict[str, float]:
@@ -135,7 +83,7 @@ def load_table(results: Sequence[ProbeResult], title: str) -> Table:
     for result in results:
         load = result.stage_load
         if load is None:
-            why = result.skipped or "not run (interrupted)"
+            why = result.skipped or ("interrupted" if result.started else "not run (interrupted before)")
             table.add_row(result.probe.label, Text(why, style="yellow"), "", "", "")
             continue
         answers = ", ".join(f"{status}: {n:,}" for status, n in sorted(load.statuses.items()))
@@ -288,7 +236,7 @@ def write(profile: Profile, routes: Sequence[str]) -> None:
         "format": "spikard.profile",
         "version": 1,
         "app": profile.app,
-        "command": ["spikard", "profile", *sys.argv[2:]] if sys.argv[1:2] == ["profile"] else sys.argv,
+        "command": profile.argv,
         "taken_at": datetime.now().astimezone().isoformat(timespec="seconds"),
         "settings": {
             "duration_s": args.duration,

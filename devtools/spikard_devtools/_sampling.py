@@ -3,10 +3,13 @@ process, its raw stacks read back into a CPU split and drawn as flamegraphs."""
 
 from __future__ import annotations
 
+import importlib.util
 import signal
 import subprocess
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 from spikard_devtools import _flamegraph, _stacks
 
@@ -16,6 +19,10 @@ PTRACE_HINT = (
     "Sampling needs ptrace: run as root, or allow it with 'sudo sysctl kernel.yama.ptrace_scope=0', "
     "or in Docker start the container with --cap-add SYS_PTRACE."
 )
+
+
+# Each running sampler's output file, by pid.
+_outputs: dict[int, IO[bytes]] = {}
 
 
 class SamplerFailed(Exception):
@@ -41,17 +48,27 @@ def start(py_spy: Path, pid: int, raw: Path, *, rate: int, subprocesses: bool) -
     ]
     if subprocesses:
         command.append("--subprocesses")
-    sampler = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    # What it says goes to a file: a pipe nobody reads while it samples could fill.
+    output = tempfile.TemporaryFile()  # noqa: SIM115 - read and closed by stop()
+    sampler = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+    _outputs[sampler.pid] = output
     # A py-spy that cannot attach exits at once; one still running after a moment samples.
     try:
         sampler.wait(ATTACH_WAIT)
     except subprocess.TimeoutExpired:
         return sampler
-    said = (sampler.stdout.read().decode(errors="replace") if sampler.stdout else "").strip()
+    said = _said(sampler).strip()
     message = f"py-spy could not sample the serving process: {said[-400:]}"
     if "ermission" in said or "ptrace" in said.lower() or "not permitted" in said:
         message += f". {PTRACE_HINT}"
     raise SamplerFailed(message)
+
+
+def _said(sampler: subprocess.Popen[bytes]) -> str:
+    output = _outputs.pop(sampler.pid)
+    with output:
+        output.seek(0)
+        return output.read().decode(errors="replace")
 
 
 def stop(sampler: subprocess.Popen[bytes]) -> str:
@@ -59,16 +76,23 @@ def stop(sampler: subprocess.Popen[bytes]) -> str:
     if sampler.poll() is None:
         sampler.send_signal(signal.SIGINT)
     try:
-        out, _ = sampler.communicate(timeout=60)
+        sampler.wait(timeout=60)
     except (subprocess.TimeoutExpired, KeyboardInterrupt) as stopped:
         sampler.kill()  # its session is its own: never left running
-        out, _ = sampler.communicate()
+        sampler.wait()
         if isinstance(stopped, KeyboardInterrupt):
             raise
-    said = out.decode(errors="replace") if out else ""
+    said = _said(sampler)
     if sampler.returncode not in (0, -signal.SIGINT):
         raise SamplerFailed(f"py-spy failed (exit status {sampler.returncode}): {said.strip()[-600:]}")
     return said
+
+
+def runtime_folder() -> Path | None:
+    """Where spikard's package is installed (or checked out) here."""
+    spec = importlib.util.find_spec("spikard")
+    locations = spec.submodule_search_locations if spec else None
+    return Path(next(iter(locations))).resolve() if locations else None
 
 
 @dataclass
@@ -85,7 +109,7 @@ class Drawn:
 def draw(raw: Path, app_folder: Path, stem: Path, *, fmt: str, inferno: Path | None, title: str, rate: int) -> Drawn:
     """Reads ``raw``; writes ``stem``.svg and/or ``stem``.speedscope.json (``fmt``)."""
     stacks = _stacks.read_stacks(raw.read_text(errors="replace"))
-    classifier = _stacks.Classifier(app_folder)
+    classifier = _stacks.Classifier(app_folder, runtime_folder())
     split = _stacks.split(stacks, classifier)
     drawn = Drawn(split, _stacks.runtime_and_handler_together(stacks, classifier), {"stacks": str(raw)})
     # The pictures show the CPU, as the split does: threads waiting are left out.

@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import http.client
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -18,6 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from spikard_devtools._placement import pinned
 from spikard_devtools._requests import Probe
 
 
@@ -50,11 +50,11 @@ class ServedApp:
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(2048)
         self.port = self.sock.getsockname()[1]
-        # What spikard run prints, kept to show when it fails (closed with this object).
+        # What spikard run prints, kept to show when it fails (the file goes when this
+        # object does).
         self._output = tempfile.TemporaryFile()  # noqa: SIM115
         command = [sys.executable, "-m", "spikard", "run", app, "--fd", str(self.sock.fileno()), *run_args]
-        if pin and shutil.which("taskset"):
-            command = ["taskset", "-c", pin, *command]
+        command = pinned(command, pin)
         self.command = command
         self.process = subprocess.Popen(
             command,
@@ -93,7 +93,14 @@ class ServedApp:
     def send(self, probe: Probe, timeout: float = 30.0) -> Answer:
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
         try:
-            connection.request(probe.method, probe.target, body=probe.body, headers=dict(probe.headers))
+            # Header by header, as oha sends them: a name given twice stays twice.
+            given = {name.lower() for name, _ in probe.headers}
+            connection.putrequest(probe.method, probe.target, skip_host="host" in given, skip_accept_encoding=True)
+            for name, value in probe.headers:
+                connection.putheader(name, value)
+            if probe.body is not None and "content-length" not in given:
+                connection.putheader("content-length", str(len(probe.body)))
+            connection.endheaders(probe.body)
             response = connection.getresponse()
             return Answer(response.status, response.read())
         finally:

@@ -22,6 +22,15 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+
+def bare(name: str) -> str:
+    """A C function's name without a compiler's clone suffix (``.constprop.0``) or
+    glibc's alias prefixes: ``__GI___libc_write``, ``__libc_recv`` and ``__send`` are
+    ``write``, ``recv`` and ``send``."""
+    name = re.sub(r"(?:\.(?:constprop|isra|part|cold|lto_priv)\.\d+)+$", "", name)
+    return re.sub(r"^(?:__GI_|__libc_|_)+", "", name)
+
+
 SIDES = ("app", "runtime", "interpreter", "libraries", "kernel")
 SIDE_TITLES = {
     "app": "the app's own Python code",
@@ -32,7 +41,8 @@ SIDE_TITLES = {
 }
 # Leaves where a thread waits rather than runs.
 WAITS = frozenset(
-    {
+    bare(name)
+    for name in {
         "epoll_wait",
         "epoll_pwait",
         "epoll_pwait2",
@@ -45,6 +55,7 @@ WAITS = frozenset(
         "__futex_abstimed_wait_common64",
         "futex_wait",
         "__lll_lock_wait",
+        "__lll_lock_wait_private",
         "pthread_cond_wait",
         "pthread_cond_timedwait",
         "sem_wait",
@@ -79,7 +90,8 @@ WAITS = frozenset(
 )
 # Leaves in the C library that enter the kernel.
 SYSTEM_CALLS = frozenset(
-    {
+    bare(name)
+    for name in {
         "recv",
         "recvfrom",
         "recvmsg",
@@ -151,11 +163,7 @@ class Frame:
 
     @property
     def bare_name(self) -> str:
-        """The function's name without generic arguments, a glibc alias prefix or a
-        compiler's clone suffix (``.constprop.0``)."""
-        name = _strip_generics(self.name)
-        name = re.sub(r"(?:\.(?:constprop|isra|part|cold|lto_priv)\.\d+)+$", "", name)
-        return re.sub(r"^__(?:GI|libc)_+", "", name)
+        return bare(_strip_generics(self.name))
 
     def short(self) -> str:
         """The function and its file, without the line: what self time is summed by."""
@@ -217,9 +225,11 @@ def short_path(where: str) -> str:
 
 @dataclass
 class Classifier:
-    """Says whose work a frame is; ``app_folder`` holds the app's own modules."""
+    """Says whose work a frame is: ``app_folder`` holds the app's own modules,
+    ``runtime_folder`` spikard's package (wherever it is installed from)."""
 
     app_folder: Path
+    runtime_folder: Path | None = None
 
     def side(self, frame: Frame) -> str | None:
         if frame.is_python:
@@ -229,21 +239,30 @@ class Classifier:
         library = frame.file
         if "libpython" in library or re.search(r"/bin/python[\d.]*$", library):
             return "interpreter"
-        if library.endswith(".so") and "site-packages" in library:
-            return "runtime" if "/spikard/" in library else "libraries"
+        if self._inside(library, self.runtime_folder):
+            return "runtime"
+        if library.endswith(".so") or ".so." in library:
+            return "libraries" if "site-packages" in library or "dist-packages" in library else None
         return None  # the C library, or Rust/C code that is not ours: its caller says
 
     def _python_side(self, file: str) -> str:
         if file.startswith("<frozen") or re.search(r"/lib/python3\.\d+/(asyncio/|runpy\.py|selectors\.py)", file):
             return "interpreter"
+        if self._inside(file, self.runtime_folder):
+            return "runtime"
         if "/site-packages/" in file or "/dist-packages/" in file or re.search(r"/lib/python3\.\d+/", file):
-            return "runtime" if re.search(r"/(site|dist)-packages/spikard/", file) else "libraries"
+            return "libraries"
+        return "app" if self._inside(file, self.app_folder) else "libraries"
+
+    @staticmethod
+    def _inside(file: str, folder: Path | None) -> bool:
+        if folder is None or not file.startswith("/"):
+            return False
         try:
-            Path(file).resolve().relative_to(self.app_folder)
+            Path(file).resolve().relative_to(folder)
         except ValueError:
-            # spikard's package run from a checkout, or code outside the app's folder.
-            return "runtime" if re.search(r"/runtime/python/spikard/", file) else "libraries"
-        return "app"
+            return False
+        return True
 
 
 @dataclass
@@ -300,19 +319,18 @@ def split(stacks: list[tuple[list[Frame], int]], classifier: Classifier) -> CpuS
     result = CpuSplit()
     for frames, count in stacks:
         result.samples += count
-        if not frames:
-            continue
         leaf = _named_leaf(frames)
         if waiting(frames):
             result.idle += count
             continue
-        if not leaf.is_python and leaf.bare_name in SYSTEM_CALLS and not leaf.is_rust:
+        in_kernel = not leaf.is_python and not leaf.is_rust and leaf.bare_name in SYSTEM_CALLS
+        if in_kernel:
             result.sides["kernel"] += count
         else:
             result.sides[_side_of(frames, classifier)] += count
         if leaf.is_python:
             result.python_self[leaf.short()] += count
-        elif leaf.bare_name in SYSTEM_CALLS:
+        elif in_kernel:
             result.system_calls[leaf.bare_name] += count
         else:
             result.native_self[_native_self(frames).short()] += count

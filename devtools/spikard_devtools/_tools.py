@@ -5,7 +5,8 @@ Each is looked for on PATH, beside the running interpreter (where ``pip`` puts
 py-spy), and in cargo's ``bin`` folder (where ``cargo install`` puts oha and
 inferno); an environment variable (``SPIKARD_OHA``, ``SPIKARD_PY_SPY``,
 ``SPIKARD_INFERNO``) names one explicitly. ``scripts/install-tools.sh`` in a spikard
-checkout installs all three at these versions.
+checkout installs all three at these versions; it runs this file as a script, so it
+imports only the standard library.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pathlib import Path
 @dataclass(frozen=True)
 class Tool:
     command: str
-    version: str  # the version spikard profile is tested with
+    pinned: str  # the version spikard profile is tested with
     purpose: str
     install: str
     env: str
@@ -81,19 +82,22 @@ def find(tool: Tool) -> Path:
     found = shutil.which(tool.command)
     if found:
         return Path(found)
-    cargo_home = Path(os.environ.get("CARGO_HOME", Path.home() / ".cargo"))
-    for folder in (Path(sysconfig.get_path("scripts")), Path(sys.executable).parent, cargo_home / "bin"):
+    for folder in (Path(sysconfig.get_path("scripts")), Path(sys.executable).parent, _cargo_bin()):
         candidate = folder / tool.command
         if candidate.is_file() and os.access(candidate, os.X_OK):
             return candidate
     raise ToolMissing(f"{tool.command} ({tool.purpose}) was not found; {tool.hint()}")
 
 
-def version(tool: Tool, path: Path) -> str:
+def _cargo_bin() -> Path:
+    return Path(os.environ.get("CARGO_HOME", Path.home() / ".cargo")) / "bin"
+
+
+def installed_version(tool: Tool, path: Path) -> str:
     """The tool's version as ``1.2.3``: what ``--version`` says, or for a crate whose
     programs have no such option (inferno), what cargo installed; '?' otherwise."""
     commands = [[str(path), "--version"]]
-    if tool.how == "cargo":
+    if tool.how == "cargo" and path.parent == _cargo_bin():
         commands.append(["cargo", "install", "--list"])
     for command in commands:
         try:
@@ -110,4 +114,4 @@ def version(tool: Tool, path: Path) -> str:
 if __name__ == "__main__":
     # For scripts/install-tools.sh: what to install, one tool per line.
     for tool in TOOLS:
-        print(tool.command, tool.version, tool.how, tool.package)
+        print(tool.command, tool.pinned, tool.how, tool.package)

@@ -26,11 +26,13 @@ from rich.text import Text
 
 from spikard.loading import split_target
 from spikard.stats import Snapshot
-from spikard_devtools import _checking, _console, _load, _profile_report, _requests, _sampling, _tools
+from spikard_devtools import _checking, _console, _load, _named, _profile_report, _requests, _sampling, _tools
 from spikard_devtools._find import CANDIDATES, NoApp, app_directory, find_app
-from spikard_devtools._load import Load, LoadFailed, Placement
-from spikard_devtools._profile_report import ProbeResult, Profile
-from spikard_devtools._requests import BadRequests, Probe, RequestSet
+from spikard_devtools._findings import ProbeResult, Profile
+from spikard_devtools._load import Load, LoadFailed
+from spikard_devtools._named import BadRequests
+from spikard_devtools._placement import Placement
+from spikard_devtools._requests import Probe, RequestSet
 from spikard_devtools._served import NotServing, ServedApp
 
 DESCRIPTION = """\
@@ -106,7 +108,11 @@ def _parser() -> argparse.ArgumentParser:
         "(latencies then count from when each request was due)",
     )
     load.add_argument(
-        "--workers", type=int, default=1, metavar="N", help="worker processes, as spikard run --workers (default: 1)"
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="worker processes, as spikard run --workers (0: one per CPU core; default: 1)",
     )
     out = parser.add_argument_group("output")
     out.add_argument(
@@ -135,18 +141,27 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def main(argv: list[str]) -> int:
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        err.print("spikard profile: interrupted", style="yellow")
+        return INTERRUPTED
+
+
+def _main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     problem = _check(args)
     if problem:
         err.print(f"spikard profile: {problem}", style="red")
         return USAGE
     try:
+        named = _named_requests(args)
         target = find_app(args.app, Path.cwd())
-    except NoApp as error:
+    except (BadRequests, NoApp) as error:
         err.print(f"spikard profile: {error}".replace("spikard dev", "spikard profile"), style="red")
         return USAGE
     location, _ = split_target(target)
-    if Path(location).is_dir():
+    if Path(location).is_dir() and not (Path(location) / "__init__.py").is_file():
         err.print(f"spikard profile: {location} is a folder; name the app's file in it (e.g. {location}/app.py)")
         return USAGE
     if location.endswith(".py") and not Path(location).is_file():
@@ -161,23 +176,27 @@ def main(argv: list[str]) -> int:
     described = _describe(target)
     if described is None:
         return FAILED
-    try:
-        found = _requests_for(args, described)
-    except BadRequests as error:
-        err.print(f"spikard profile: {error}", style="red")
-        return USAGE
+    found = RequestSet(_named.assign_routes(named, described)) if named else _requests.synthesise(described)
     if not found.probes:
         err.print("spikard profile: no request to send (the app has no routes spikard can synthesise)", style="red")
         for route, why in found.skipped.items():
             err.print(f"  {route}: {why}", style="yellow")
         return FAILED
     stem = _free_stem(args.out, f"{_stem(target)}-{datetime.now().strftime('%Y%m%d-%H%M%S')}")
-    profile = Profile(target, args, stem, Placement.choose(args.workers))
+    profile = Profile(target, args, stem, Placement.choose(args.workers), argv=["spikard", "profile", *argv])
     profile.routes = [_requests.route_name(r) for r in described]
     profile.skipped_routes = found.skipped
     profile.results = [ProbeResult(probe) for probe in found.probes]
     profile.versions = _versions(oha)
     return _run(profile, oha)
+
+
+def _named_requests(args: argparse.Namespace) -> list[Probe]:
+    """``--url`` and ``--requests``, read (and refused when bad) before anything runs."""
+    named = _named.from_urls(args.url)
+    if args.requests is not None:
+        named += _named.from_file(args.requests)
+    return named
 
 
 def _check(args: argparse.Namespace) -> str | None:
@@ -189,8 +208,8 @@ def _check(args: argparse.Namespace) -> str | None:
         return "--rate must be a positive number of requests per second"
     if args.out.exists() and not args.out.is_dir():
         return f"--out {args.out} exists and is not a folder"
-    if args.workers < 1:
-        return "--workers must be at least 1"
+    if args.workers < 0:
+        return "--workers cannot be negative (0: one per CPU core)"
     if not 1 <= args.sample_rate <= 1000:
         return "--sample-rate must be between 1 and 1000"
     return None
@@ -221,15 +240,6 @@ def _describe(target: str) -> list[dict[str, Any]] | None:
     return routes
 
 
-def _requests_for(args: argparse.Namespace, routes: list[dict[str, Any]]) -> RequestSet:
-    named: list[Probe] = _requests.from_urls(args.url)
-    if args.requests is not None:
-        named += _requests.from_file(args.requests)
-    if named:
-        return RequestSet(_requests.assign_routes(named, routes))
-    return _requests.synthesise(routes)
-
-
 def _stem(target: str) -> str:
     location, attribute = split_target(target)
     name = Path(location).stem if location.endswith(".py") else location.rsplit(".", 1)[-1]
@@ -246,7 +256,7 @@ def _free_stem(out: Path, stem: str) -> str:
 
 
 def _versions(oha: Path) -> dict[str, str]:
-    versions = {"python": platform.python_version(), "oha": _tools.version(_tools.OHA, oha)}
+    versions = {"python": platform.python_version(), "oha": _tools.installed_version(_tools.OHA, oha)}
     for package in ("spikard", "spikard-devtools"):
         with contextlib.suppress(PackageNotFoundError):
             versions[package] = package_version(package)
@@ -264,13 +274,13 @@ def _run(profile: Profile, oha: Path) -> int:
     if want_flamegraph:
         try:
             py_spy = _tools.find(_tools.PY_SPY)
-            profile.versions["py-spy"] = _tools.version(_tools.PY_SPY, py_spy)
+            profile.versions["py-spy"] = _tools.installed_version(_tools.PY_SPY, py_spy)
         except _tools.ToolMissing as missing:
             profile.notes.append(f"no flamegraph: {missing}")
         if args.format in ("svg", "both"):
             try:
                 inferno = _tools.find(_tools.INFERNO)
-                profile.versions["inferno"] = _tools.version(_tools.INFERNO, inferno)
+                profile.versions["inferno"] = _tools.installed_version(_tools.INFERNO, inferno)
             except _tools.ToolMissing as missing:
                 profile.notes.append(f"no SVG: {missing}; the raw stacks are kept")
     loaded = len(profile.results)
@@ -285,8 +295,6 @@ def _run(profile: Profile, oha: Path) -> int:
         )
     )
     err.print(f"  {profile.placement.text}", style="dim")
-    for note in profile.notes:
-        err.print(Text.assemble(("⚠ ", "yellow"), note))
     interrupted = False
     with _progress() as progress:
         task = progress.add_task("starting", total=phases * loaded * args.duration)
@@ -314,7 +322,7 @@ def _run(profile: Profile, oha: Path) -> int:
 
 
 def _finish(profile: Profile) -> None:
-    loaded = [r.probe.route for r in profile.results if r.stage_load is not None and r.probe.route]
+    loaded = [r.probe.route for r in profile.results if r.started and r.probe.route]
     routes = [route for route in profile.routes if route in loaded]
     _profile_report.show(console, profile.results, profile.snapshot, routes, profile.split, profile.times)
     try:
@@ -363,11 +371,14 @@ def _stage_phase(profile: Profile, oha: Path, progress: Progress, task: TaskID) 
         progress.update(task, description="phase 1: starting the app")
         server = ServedApp(profile.app, run_args, pin=profile.placement.server_cpu)
         try:
-            server.wait_serving()
+            server.wait_serving(LOAD_TIMEOUT)
         except NotServing as error:
             server.stop()
             err.print(f"spikard profile: the app did not serve.\n{error}", style="red")
             return False
+        except BaseException:
+            server.stop()
+            raise
         try:
             profile.notes += _checking.check(profile.results, server)
             before = server.cpu_times()
@@ -375,6 +386,7 @@ def _stage_phase(profile: Profile, oha: Path, progress: Progress, task: TaskID) 
                 if result.skipped:
                     continue
                 progress.update(task, description=f"phase 1 (stages): {result.probe.label}")
+                result.started = True
                 result.stage_load = _drive(profile, oha, server, result.probe, progress, task)
             profile.times = server.cpu_times() - before
         finally:
@@ -406,7 +418,12 @@ def _drive(
         oha, server.base_url, probe, seconds=args.duration, connections=args.connections, rate=args.rate
     )
     try:
-        return _load.run(command, pin=profile.placement.generator_cpu, tick=_ticker(progress, task, args.duration))
+        return _load.run(
+            command,
+            pin=profile.placement.generator_cpu,
+            tick=_ticker(progress, task, args.duration),
+            deadline=args.duration + _load.REQUEST_TIMEOUT + 30,
+        )
     except LoadFailed as error:
         profile.notes.append(f"{probe.label}: {error}")
         return None
@@ -424,13 +441,19 @@ def _sampling_phase(
     stage table stands regardless."""
     args = profile.args
     progress.update(task, description="phase 2: starting the app")
-    profile.out.mkdir(parents=True, exist_ok=True)
+    try:
+        profile.out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        profile.notes.append(f"no flamegraph: cannot create {profile.out}: {error.strerror or error}")
+        return
     raw = profile.out / f"{profile.stem}.stacks.txt"
     server = ServedApp(profile.app, _serving_args(args), pin=profile.placement.server_cpu)
     said = ""
     try:
-        server.wait_serving()
-        sampler = _sampling.start(py_spy, server.process.pid, raw, rate=args.sample_rate, subprocesses=args.workers > 1)
+        server.wait_serving(LOAD_TIMEOUT)
+        sampler = _sampling.start(
+            py_spy, server.process.pid, raw, rate=args.sample_rate, subprocesses=args.workers != 1
+        )
         try:
             for result in profile.results:
                 if result.skipped:
@@ -453,15 +476,19 @@ def _sampling_phase(
 
 def _draw(profile: Profile, raw: Path, inferno: Path | None, said: str) -> None:
     args = profile.args
-    drawn = _sampling.draw(
-        raw,
-        app_directory(profile.app, Path.cwd()),
-        profile.out / profile.stem,
-        fmt=args.format,
-        inferno=inferno,
-        title=f"spikard profile {profile.app}",
-        rate=args.sample_rate,
-    )
+    try:
+        drawn = _sampling.draw(
+            raw,
+            app_directory(profile.app, Path.cwd()),
+            profile.out / profile.stem,
+            fmt=args.format,
+            inferno=inferno,
+            title=f"spikard profile {profile.app}",
+            rate=args.sample_rate,
+        )
+    except OSError as error:
+        profile.notes.append(f"no flamegraph: {error}")
+        return
     profile.split, profile.together = drawn.split, drawn.together
     profile.files.update(drawn.files)
     profile.notes += drawn.notes
