@@ -18,13 +18,14 @@ for arg in "$@"; do
     esac
 done
 installed_crates="$(cargo install --list 2>/dev/null || true)"
+cargo_bin="${CARGO_HOME:-$HOME/.cargo}/bin"
 
 # "COMMAND VERSION HOW PACKAGE" lines, read from the source (nothing need be installed).
 plan="$("$python" devtools/spikard_devtools/_tools.py)"
 while read -r command version how package; do
     [ -n "$only" ] && [ "$how" != "$only" ] && continue
     case "$how" in
-        cargo) grep -qx "$package v$version:" <<< "$installed_crates" && continue ;;
+        cargo) grep -qx "$package v$version:" <<< "$installed_crates" && [ -x "$cargo_bin/$command" ] && continue ;;
         pip) [[ "$("$python" -m pip show "$package" 2>/dev/null)" == *"Version: $version"* ]] && continue ;;
     esac
     echo "install-tools: installing $package $version ($how; cargo builds take a few minutes)" >&2
