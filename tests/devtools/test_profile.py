@@ -207,6 +207,20 @@ def test_without_py_spy_the_stage_table_comes_anyway(project):
     assert any("py-spy" in note for note in document["notes"])
 
 
+def test_a_sampler_refused_ptrace_gives_the_fix_and_the_stage_table_anyway(project):
+    # A py-spy as one refused by the kernel behaves: it says so and exits at once.
+    fake = project / "py-spy"
+    fake.write_text("#!/bin/sh\necho 'Error: Failed to attach: Permission denied (os error 13)' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    result = profile(project, "--url", "GET", "/sync", "--duration", "1", env={"SPIKARD_PY_SPY": str(fake)})
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert "Traceback" not in result.stderr + result.stdout
+    assert "Permission denied" in result.stdout and "ptrace_scope=0" in result.stdout
+    document = report(project)
+    assert list(document["stages"]["GET /sync"]["stages"]) == STAGES
+    assert "svg" not in document["files"]
+
+
 def test_a_requests_file_is_sent_as_written(project):
     (project / "requests.json").write_text(
         json.dumps(
@@ -296,6 +310,9 @@ def test_ctrl_c_stops_everything_and_keeps_what_was_measured(project):
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        # As from a terminal: a suite run in the background (as `cmd &` does) starts
+        # its children with SIGINT ignored, and Python then keeps it ignored.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 60
     while not _servers_in(project) and time.monotonic() < deadline:
