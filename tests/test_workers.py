@@ -113,6 +113,20 @@ def pids_seen(port: int, tries: int = 200) -> set[int]:
     return {pid_of(port) for _ in range(tries)}
 
 
+def workers_answering(port: int, count: int, what: str, timeout: float = 20.0) -> set[int]:
+    """The pids of ``count`` workers, gathered over fresh connections until that many
+    have answered: the kernel may hand a long run of connections to one worker, so
+    one sample of them need not show every worker even when each serves."""
+    seen: set[int] = set()
+
+    def enough() -> bool:
+        seen.update(pids_seen(port, 50))
+        return len(seen) >= count
+
+    wait_for(enough, timeout=timeout, what=what)
+    return seen
+
+
 def wait_for(condition, timeout: float = 20.0, what: str = "condition") -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -157,8 +171,7 @@ class Hammer:
 
 def test_two_workers_answer_from_two_pids(spikard_server):
     server = spikard_server(APP, args=["--workers", "2"])
-    wait_for(lambda: len(pids_seen(server.port, 50)) == 2, what="both workers answering")
-    pids = pids_seen(server.port)
+    pids = workers_answering(server.port, 2, what="both workers answering")
     assert len(pids) == 2
     assert server.proc.pid not in pids  # the supervisor itself does not serve
     assert server.stop(signal.SIGTERM) == 0
@@ -167,8 +180,7 @@ def test_two_workers_answer_from_two_pids(spikard_server):
 
 def test_a_killed_worker_is_replaced_while_the_other_keeps_serving(spikard_server):
     server = spikard_server(APP, args=["--workers", "2"])
-    wait_for(lambda: len(pids_seen(server.port, 50)) == 2, what="both workers answering")
-    before = pids_seen(server.port)
+    before = workers_answering(server.port, 2, what="both workers answering")
     victim = min(before)
     with Hammer(server.port) as hammer:
         os.kill(victim, signal.SIGKILL)
@@ -176,8 +188,7 @@ def test_a_killed_worker_is_replaced_while_the_other_keeps_serving(spikard_serve
     assert hammer.ok > 0
     # A connection already accepted by the killed worker may fail; the survivor kept serving.
     assert len(hammer.failures) <= 2, hammer.failures
-    wait_for(lambda: len(pids_seen(server.port, 50)) == 2, what="two workers again")
-    after = pids_seen(server.port)
+    after = workers_answering(server.port, 2, what="two workers again")
     assert victim not in after
     assert len(after & before) == 1  # the survivor still serves
     assert f"worker {victim} died" in server.stderr
@@ -219,8 +230,7 @@ def test_past_a_short_grace_period_the_exit_is_still_clean(spikard_server):
 
 def test_sighup_replaces_every_worker_without_a_failed_request(spikard_server):
     server = spikard_server(APP, args=["--workers", "2"])
-    wait_for(lambda: len(pids_seen(server.port, 50)) == 2, what="both workers answering")
-    before = pids_seen(server.port)
+    before = workers_answering(server.port, 2, what="both workers answering")
     with Hammer(server.port) as hammer:
         time.sleep(0.3)
         server.proc.send_signal(signal.SIGHUP)
@@ -303,7 +313,7 @@ def sighup_keeps_the_old_code(server: SpikardProcess, before: set[int]) -> str:
         answers_for_a_while(hammer)
     assert hammer.failures == []
     assert hammer.versions == {"old"}
-    assert pids_seen(server.port) == before
+    assert workers_answering(server.port, len(before), what="the same workers answering") == before
     kept, error = kept_worker(server.stderr)
     assert kept in before
     return error
@@ -311,8 +321,7 @@ def sighup_keeps_the_old_code(server: SpikardProcess, before: set[int]) -> str:
 
 def test_sighup_after_a_broken_save_keeps_the_old_code_serving_until_a_fixed_save(spikard_server, tmp_path):
     server = spikard_server(versioned_app("old"), args=["--workers", "2"])
-    wait_for(lambda: len(pids_seen(server.port, 50)) == 2, what="both workers answering")
-    before = pids_seen(server.port)
+    before = workers_answering(server.port, 2, what="both workers answering")
     broken_line = save_app(tmp_path, UNCLOSED_CALL)
     error = sighup_keeps_the_old_code(server, before)
     assert "SyntaxError" in error and f"app.py, line {broken_line})" in error
@@ -352,8 +361,7 @@ def test_a_worker_past_its_max_requests_keeps_serving_while_its_successor_cannot
 
 def test_a_killed_worker_whose_replacement_cannot_start_leaves_the_survivor_serving(spikard_server, tmp_path):
     server = spikard_server(versioned_app("old"), args=["--workers", "2"])
-    wait_for(lambda: len(pids_seen(server.port, 50)) == 2, what="both workers answering")
-    victim, survivor = sorted(pids_seen(server.port))
+    victim, survivor = sorted(workers_answering(server.port, 2, what="both workers answering"))
     broken_line = save_app(tmp_path, RAISES_AT_IMPORT)
     with Hammer(server.port) as hammer:
         os.kill(victim, signal.SIGKILL)
@@ -373,8 +381,7 @@ def test_a_killed_worker_whose_replacement_cannot_start_leaves_the_survivor_serv
 def test_a_successor_not_serving_within_the_start_timeout_is_ended_and_its_predecessor_kept(script_server, tmp_path):
     save_app(tmp_path, versioned_app("old"))
     server = script_server(SUPERVISOR_SCRIPT)
-    wait_for(lambda: len(pids_seen(server.port, 50)) == 2, what="both workers answering")
-    before = pids_seen(server.port)
+    before = workers_answering(server.port, 2, what="both workers answering")
     save_app(tmp_path, HANGS_AT_IMPORT)
     error = sighup_keeps_the_old_code(server, before)
     assert error == "not serving 8 s after it started"
