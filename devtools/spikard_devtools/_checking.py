@@ -98,13 +98,9 @@ def _get_in(document: Any, loc: list[Any]) -> Any:
 
 
 def _set_in(document: Any, loc: list[Any], value: Any) -> bool:
-    for part in loc[:-1]:
-        try:
-            document = document[part]
-        except (KeyError, IndexError, TypeError):
-            return False
+    parent = _get_in(document, loc[:-1])  # None, where the path leads nowhere
     try:
-        document[loc[-1]] = value
+        parent[loc[-1]] = value
     except (IndexError, TypeError):
         return False
     return True

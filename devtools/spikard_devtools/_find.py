@@ -14,7 +14,7 @@ class NoApp(Exception):
     """No app was named and none of the usual files exists; the message says what was looked for."""
 
 
-def find_app(named: str | None, here: Path) -> str:
+def find_app(named: str | None, here: Path, command: str = "spikard dev") -> str:
     """The app target to serve: ``named`` as given, or the first of the usual files."""
     if named:
         return named
@@ -22,7 +22,7 @@ def find_app(named: str | None, here: Path) -> str:
         if (here / candidate).is_file():
             return candidate
     looked = ", ".join(CANDIDATES)
-    raise NoApp(f"no app named and none found in {here} (looked for {looked}); name one: spikard dev path/app.py")
+    raise NoApp(f"no app named and none found in {here} (looked for {looked}); name one: {command} path/app.py")
 
 
 def app_directory(target: str, here: Path) -> Path:

@@ -3,6 +3,7 @@ before anything runs, and matched to the route each reaches as the router would.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -40,7 +41,7 @@ def from_file(path: Path) -> list[Probe]:
         raise BadRequests(f"{path} is not JSON: {error}") from None
     if not isinstance(entries, list) or not entries:
         raise BadRequests(f"{path}: expected a non-empty JSON list of requests, like {EXAMPLE_ENTRY}")
-    return [_entry(entry, f"{path} entry {index}") for index, entry in enumerate(entries, 1)]
+    return [_entry(entry, f"{path} entry {index}", str(path)) for index, entry in enumerate(entries, 1)]
 
 
 # RFC 9110's token: what a header's name may be made of.
@@ -48,7 +49,7 @@ HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 EXAMPLE_ENTRY = '[{"method": "POST", "path": "/items", "headers": {"x-token": "t"}, "body": {"name": "a"}}]'
 
 
-def _entry(entry: Any, where: str) -> Probe:
+def _entry(entry: Any, where: str, source: str) -> Probe:
     if not isinstance(entry, dict):
         raise BadRequests(f"{where}: expected an object with 'method' and 'path', got {type(entry).__name__}")
     unknown = set(entry) - {"method", "path", "headers", "body"}
@@ -77,7 +78,7 @@ def _entry(entry: Any, where: str) -> Probe:
             body = json.dumps(entry["body"]).encode()
             if not any(name.lower() == "content-type" for name, _ in headers):
                 headers.append(("content-type", "application/json"))
-    return Probe(method.upper(), encoded(target), tuple(headers), body, source=where.split(" entry ")[0])
+    return Probe(method.upper(), encoded(target), tuple(headers), body, source=source)
 
 
 def _check(method: str, target: str, where: str) -> None:
@@ -110,7 +111,7 @@ def assign_routes(probes: list[Probe], routes: list[dict[str, Any]]) -> list[Pro
             (route_name(r) for r, pattern in patterns if r["method"] == probe.method and pattern.fullmatch(path)),
             None,
         )
-        assigned.append(Probe(probe.method, probe.target, probe.headers, probe.body, route, probe.source))
+        assigned.append(dataclasses.replace(probe, route=route))
     return assigned
 
 

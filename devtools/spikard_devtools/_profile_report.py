@@ -152,9 +152,10 @@ def split_table(split: CpuSplit, times: CpuTimes | None) -> Table:
     caption = f"{split.busy:,} samples on the CPU"
     if split.idle:
         caption += f"; {split.idle:,} waiting (epoll, futex, sleep) left out"
-    if times is not None and times.user + times.system > 0:
-        kernel = times.system / (times.user + times.system)
-        caption += f"; the kernel's share by the process's own accounting (/proc, stage phase): {kernel:.0%}"
+    if times is not None and times.kernel_share is not None:
+        caption += (
+            f"; the kernel's share by the process's own accounting (/proc, stage phase): {times.kernel_share:.0%}"
+        )
     table.caption = caption
     table.caption_justify = "left"
     return table
@@ -257,9 +258,7 @@ def write(profile: Profile, routes: Sequence[str]) -> None:
             else {
                 "user_s": round(times.user, 3),
                 "system_s": round(times.system, 3),
-                "kernel_share": round(times.system / (times.user + times.system), 4)
-                if times.user + times.system
-                else None,
+                "kernel_share": None if times.kernel_share is None else round(times.kernel_share, 4),
             },
             "sampled": profile.split.to_json() if profile.split else None,
             "samples_with_runtime_and_app_in_one_stack": profile.together if profile.split else None,

@@ -21,16 +21,26 @@ PTRACE_HINT = (
 )
 
 
-# Each running sampler's output file, by pid.
-_outputs: dict[int, IO[bytes]] = {}
-
-
 class SamplerFailed(Exception):
     """py-spy could not sample; the message says what it said and, when it is a
     matter of permissions, how to grant them."""
 
 
-def start(py_spy: Path, pid: int, raw: Path, *, rate: int, subprocesses: bool) -> subprocess.Popen[bytes]:
+@dataclass
+class Sampler:
+    """A running py-spy, and the file its messages go to (a pipe nobody reads while
+    it samples could fill)."""
+
+    process: subprocess.Popen[bytes]
+    output: IO[bytes]
+
+    def said(self) -> str:
+        with self.output:
+            self.output.seek(0)
+            return self.output.read().decode(errors="replace")
+
+
+def start(py_spy: Path, pid: int, raw: Path, *, rate: int, subprocesses: bool) -> Sampler:
     """py-spy recording ``pid`` (and its children with ``subprocesses``) into ``raw``."""
     command = [
         str(py_spy),
@@ -48,43 +58,36 @@ def start(py_spy: Path, pid: int, raw: Path, *, rate: int, subprocesses: bool) -
     ]
     if subprocesses:
         command.append("--subprocesses")
-    # What it says goes to a file: a pipe nobody reads while it samples could fill.
-    output = tempfile.TemporaryFile()  # noqa: SIM115 - read and closed by stop()
-    sampler = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
-    _outputs[sampler.pid] = output
+    output = tempfile.TemporaryFile()  # noqa: SIM115 - read and closed by Sampler.said()
+    process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+    sampler = Sampler(process, output)
     # A py-spy that cannot attach exits at once; one still running after a moment samples.
     try:
-        sampler.wait(ATTACH_WAIT)
+        process.wait(ATTACH_WAIT)
     except subprocess.TimeoutExpired:
         return sampler
-    said = _said(sampler).strip()
+    said = sampler.said().strip()
     message = f"py-spy could not sample the serving process: {said[-400:]}"
     if "ermission" in said or "ptrace" in said.lower() or "not permitted" in said:
         message += f". {PTRACE_HINT}"
     raise SamplerFailed(message)
 
 
-def _said(sampler: subprocess.Popen[bytes]) -> str:
-    output = _outputs.pop(sampler.pid)
-    with output:
-        output.seek(0)
-        return output.read().decode(errors="replace")
-
-
-def stop(sampler: subprocess.Popen[bytes]) -> str:
+def stop(sampler: Sampler) -> str:
     """SIGINT, as Ctrl-C: py-spy writes what it sampled and exits. What it said."""
-    if sampler.poll() is None:
-        sampler.send_signal(signal.SIGINT)
+    process = sampler.process
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
     try:
-        sampler.wait(timeout=60)
+        process.wait(timeout=60)
     except (subprocess.TimeoutExpired, KeyboardInterrupt) as stopped:
-        sampler.kill()  # its session is its own: never left running
-        sampler.wait()
+        process.kill()  # its session is its own: never left running
+        process.wait()
         if isinstance(stopped, KeyboardInterrupt):
             raise
-    said = _said(sampler)
-    if sampler.returncode not in (0, -signal.SIGINT):
-        raise SamplerFailed(f"py-spy failed (exit status {sampler.returncode}): {said.strip()[-600:]}")
+    said = sampler.said()
+    if process.returncode not in (0, -signal.SIGINT):
+        raise SamplerFailed(f"py-spy failed (exit status {process.returncode}): {said.strip()[-600:]}")
     return said
 
 
@@ -113,7 +116,7 @@ def draw(raw: Path, app_folder: Path, stem: Path, *, fmt: str, inferno: Path | N
     split = _stacks.split(stacks, classifier)
     drawn = Drawn(split, _stacks.runtime_and_handler_together(stacks, classifier), {"stacks": str(raw)})
     # The pictures show the CPU, as the split does: threads waiting are left out.
-    stacks = [(frames, count) for frames, count in stacks if frames and not _stacks.waiting(frames)]
+    stacks = [(frames, count) for frames, count in stacks if not _stacks.waiting(frames)]
     subtitle = f"{split.busy:,} samples on the CPU at {rate} Hz (waiting threads left out), py-spy --native"
     if fmt in ("svg", "both") and inferno is not None:
         svg = stem.with_name(stem.name + ".svg")

@@ -41,6 +41,12 @@ class CpuTimes:
     def __sub__(self, other: CpuTimes) -> CpuTimes:
         return CpuTimes(self.user - other.user, self.system - other.system)
 
+    @property
+    def kernel_share(self) -> float | None:
+        """The kernel's part of the CPU used; None when none was."""
+        total = self.user + self.system
+        return self.system / total if total > 0 else None
+
 
 class ServedApp:
     def __init__(self, app: str, run_args: list[str], *, pin: str | None = None) -> None:
@@ -54,10 +60,8 @@ class ServedApp:
         # object does).
         self._output = tempfile.TemporaryFile()  # noqa: SIM115
         command = [sys.executable, "-m", "spikard", "run", app, "--fd", str(self.sock.fileno()), *run_args]
-        command = pinned(command, pin)
-        self.command = command
         self.process = subprocess.Popen(
-            command,
+            pinned(command, pin),
             pass_fds=(self.sock.fileno(),),
             stdout=self._output,
             stderr=subprocess.STDOUT,

@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 
@@ -144,7 +145,7 @@ class Frame:
     name: str
     where: str  # file:line, or a shared library
 
-    @property
+    @cached_property
     def file(self) -> str:
         return re.sub(r":\d+$", "", self.where)
 
@@ -230,8 +231,16 @@ class Classifier:
 
     app_folder: Path
     runtime_folder: Path | None = None
+    # Each frame is seen in many stacks; its side (which may resolve its file on disk)
+    # is worked out once.
+    _known: dict[Frame, str | None] = field(default_factory=dict, repr=False)
 
     def side(self, frame: Frame) -> str | None:
+        if frame not in self._known:
+            self._known[frame] = self._side(frame)
+        return self._known[frame]
+
+    def _side(self, frame: Frame) -> str | None:
         if frame.is_python:
             return self._python_side(frame.file)
         if RUNTIME_RUST.search(frame.where) or RUNTIME_RUST.search(frame.name):
@@ -311,7 +320,10 @@ def read_stacks(text: str) -> list[tuple[list[Frame], int]]:
 
 def waiting(frames: list[Frame]) -> bool:
     """Whether the stack's thread waits rather than runs (its leaf is a wait)."""
-    leaf = _named_leaf(frames)
+    return _waits(_named_leaf(frames))
+
+
+def _waits(leaf: Frame) -> bool:
     return not leaf.is_python and leaf.bare_name in WAITS
 
 
@@ -320,7 +332,7 @@ def split(stacks: list[tuple[list[Frame], int]], classifier: Classifier) -> CpuS
     for frames, count in stacks:
         result.samples += count
         leaf = _named_leaf(frames)
-        if waiting(frames):
+        if _waits(leaf):
             result.idle += count
             continue
         in_kernel = not leaf.is_python and not leaf.is_rust and leaf.bare_name in SYSTEM_CALLS

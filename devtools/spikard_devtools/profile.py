@@ -156,9 +156,9 @@ def _main(argv: list[str]) -> int:
         return USAGE
     try:
         named = _named_requests(args)
-        target = find_app(args.app, Path.cwd())
+        target = find_app(args.app, Path.cwd(), "spikard profile")
     except (BadRequests, NoApp) as error:
-        err.print(f"spikard profile: {error}".replace("spikard dev", "spikard profile"), style="red")
+        err.print(f"spikard profile: {error}", style="red")
         return USAGE
     location, _ = split_target(target)
     if Path(location).is_dir() and not (Path(location) / "__init__.py").is_file():
@@ -371,21 +371,14 @@ def _stage_phase(profile: Profile, oha: Path, progress: Progress, task: TaskID) 
         progress.update(task, description="phase 1: starting the app")
         server = ServedApp(profile.app, run_args, pin=profile.placement.server_cpu)
         try:
-            server.wait_serving(LOAD_TIMEOUT)
-        except NotServing as error:
-            server.stop()
-            err.print(f"spikard profile: the app did not serve.\n{error}", style="red")
-            return False
-        except BaseException:
-            server.stop()
-            raise
-        try:
+            try:
+                server.wait_serving(LOAD_TIMEOUT)
+            except NotServing as error:
+                err.print(f"spikard profile: the app did not serve.\n{error}", style="red")
+                return False
             profile.notes += _checking.check(profile.results, server)
             before = server.cpu_times()
-            for result in profile.results:
-                if result.skipped:
-                    continue
-                progress.update(task, description=f"phase 1 (stages): {result.probe.label}")
+            for result in _under_load(profile, progress, task, "phase 1 (stages)"):
                 result.started = True
                 result.stage_load = _drive(profile, oha, server, result.probe, progress, task)
             profile.times = server.cpu_times() - before
@@ -399,6 +392,14 @@ def _stage_phase(profile: Profile, oha: Path, progress: Progress, task: TaskID) 
             except (OSError, ValueError) as error:
                 profile.notes.append(f"the stage statistics could not be read: {error}")
     return True
+
+
+def _under_load(profile: Profile, progress: Progress, task: TaskID, phase: str) -> Iterator[ProbeResult]:
+    """The requests to drive (those the check did not leave out), each said on the bar."""
+    for result in profile.results:
+        if not result.skipped:
+            progress.update(task, description=f"{phase}: {result.probe.label}")
+            yield result
 
 
 def _serving_args(args: argparse.Namespace) -> list[str]:
@@ -455,10 +456,7 @@ def _sampling_phase(
             py_spy, server.process.pid, raw, rate=args.sample_rate, subprocesses=args.workers != 1
         )
         try:
-            for result in profile.results:
-                if result.skipped:
-                    continue
-                progress.update(task, description=f"phase 2 (sampling): {result.probe.label}")
+            for result in _under_load(profile, progress, task, "phase 2 (sampling)"):
                 result.sample_load = _drive(profile, oha, server, result.probe, progress, task)
         finally:
             # Also when interrupted: what was sampled is written and drawn.

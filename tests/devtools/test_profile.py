@@ -196,14 +196,21 @@ def test_without_oha_it_says_how_to_install_it(project):
     assert "cargo install --locked oha@" in result.stderr
 
 
-def test_without_py_spy_the_stage_table_comes_anyway(project):
-    result = profile(project, "--url", "GET", "/sync", "--duration", "1", env={"SPIKARD_PY_SPY": "/nonexistent/py-spy"})
+def stage_table_without_flamegraph(project: Path, py_spy: str) -> tuple[subprocess.CompletedProcess[str], dict]:
+    """A profile of GET /sync with ``py_spy`` as the sampler that fails: it succeeds,
+    with the stage table in its report and no flamegraph."""
+    result = profile(project, "--url", "GET", "/sync", "--duration", "1", env={"SPIKARD_PY_SPY": py_spy})
     assert result.returncode == 0, result.stderr + result.stdout
     assert "Traceback" not in result.stderr + result.stdout
-    assert "py-spy" in result.stdout and "spikard-devtools[profile]" in result.stdout
     document = report(project)
     assert list(document["stages"]["GET /sync"]["stages"]) == STAGES
     assert "svg" not in document["files"]
+    return result, document
+
+
+def test_without_py_spy_the_stage_table_comes_anyway(project):
+    result, document = stage_table_without_flamegraph(project, "/nonexistent/py-spy")
+    assert "py-spy" in result.stdout and "spikard-devtools[profile]" in result.stdout
     assert any("py-spy" in note for note in document["notes"])
 
 
@@ -212,13 +219,8 @@ def test_a_sampler_refused_ptrace_gives_the_fix_and_the_stage_table_anyway(proje
     fake = project / "py-spy"
     fake.write_text("#!/bin/sh\necho 'Error: Failed to attach: Permission denied (os error 13)' >&2\nexit 1\n")
     fake.chmod(0o755)
-    result = profile(project, "--url", "GET", "/sync", "--duration", "1", env={"SPIKARD_PY_SPY": str(fake)})
-    assert result.returncode == 0, result.stderr + result.stdout
-    assert "Traceback" not in result.stderr + result.stdout
+    result, _ = stage_table_without_flamegraph(project, str(fake))
     assert "Permission denied" in result.stdout and "ptrace_scope=0" in result.stdout
-    document = report(project)
-    assert list(document["stages"]["GET /sync"]["stages"]) == STAGES
-    assert "svg" not in document["files"]
 
 
 def test_a_requests_file_is_sent_as_written(project):
