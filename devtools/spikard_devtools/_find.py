@@ -25,6 +25,13 @@ def find_app(named: str | None, here: Path, command: str = "spikard dev") -> str
     raise NoApp(f"no app named and none found in {here} (looked for {looked}); name one: {command} path/app.py")
 
 
+def missing_file(target: str, here: Path) -> str | None:
+    """The app file ``target`` names when it does not exist (for a clear error before
+    anything starts); None when it exists or names a module."""
+    location, _ = split_target(target)
+    return location if location.endswith(".py") and not (here / location).is_file() else None
+
+
 def app_directory(target: str, here: Path) -> Path:
     """Where the app's code lives: the file's folder, or for ``package.module`` the
     working directory (where it is imported from)."""

@@ -15,7 +15,7 @@ from types import FrameType
 import watchfiles
 
 from spikard_devtools import _console
-from spikard_devtools._find import CANDIDATES, NoApp, app_directory, find_app
+from spikard_devtools._find import CANDIDATES, NoApp, app_directory, find_app, missing_file
 from spikard_devtools._session import Session
 from spikard_devtools._watch import IGNORED_DIRS, SourceFilter, shown
 
@@ -126,9 +126,8 @@ def main(argv: list[str]) -> int:
     except NoApp as error:
         _console.console.print(f"spikard dev: {error}", style="red")
         return 2
-    location = target.partition(":")[0]
-    if location.endswith(".py") and not (here / location).is_file():
-        _console.console.print(f"spikard dev: no such file: {location}", style="red")
+    if absent := missing_file(target, here):
+        _console.console.print(f"spikard dev: no such file: {absent}", style="red")
         return 2
     watched = [Path(d).resolve() for d in args.reload_dir] or [app_directory(target, here)]
     missing = [str(d) for d in watched if not d.is_dir()]

@@ -27,7 +27,7 @@ from rich.text import Text
 from spikard.loading import split_target
 from spikard.stats import Snapshot
 from spikard_devtools import _checking, _console, _load, _named, _profile_report, _requests, _sampling, _tools
-from spikard_devtools._find import CANDIDATES, NoApp, app_directory, find_app
+from spikard_devtools._find import CANDIDATES, NoApp, app_directory, find_app, missing_file
 from spikard_devtools._findings import ProbeResult, Profile
 from spikard_devtools._load import Load, LoadFailed
 from spikard_devtools._named import BadRequests
@@ -164,8 +164,8 @@ def _main(argv: list[str]) -> int:
     if Path(location).is_dir() and not (Path(location) / "__init__.py").is_file():
         err.print(f"spikard profile: {location} is a folder; name the app's file in it (e.g. {location}/app.py)")
         return USAGE
-    if location.endswith(".py") and not Path(location).is_file():
-        err.print(f"spikard profile: no such file: {location}", style="red")
+    if absent := missing_file(target, Path.cwd()):
+        err.print(f"spikard profile: no such file: {absent}", style="red")
         return USAGE
     try:
         oha = _tools.find(_tools.OHA)
