@@ -10,7 +10,7 @@ command -v cargo >/dev/null || { echo "setup: cargo (the Rust toolchain) is need
 
 echo "setup: building and installing spikard (release build of the Rust runtime; the first build takes a few minutes)" >&2
 python3 -m pip install --quiet --disable-pip-version-check .
-echo "setup: installing the developer tools (spikard-devtools: spikard dev, profile, bench; py-spy)" >&2
-python3 -m pip install --quiet --disable-pip-version-check './devtools[profile]'
-echo "setup: spikard profile also drives oha and inferno: bash scripts/install-tools.sh builds them" >&2
+echo "setup: installing the developer tools (spikard-devtools: spikard dev, profile, bench; py-spy; FastAPI to compare with)" >&2
+python3 -m pip install --quiet --disable-pip-version-check './devtools[profile,bench]'
+echo "setup: spikard profile and spikard bench also drive oha (and inferno): bash scripts/install-tools.sh builds them" >&2
 echo "setup: done; 'spikard --help' to start" >&2

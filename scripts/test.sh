@@ -34,8 +34,9 @@ python3 -m mypy
 echo "test: Rust core (cargo test -p spikard-http)" >&2
 cargo test --quiet -p spikard-http
 
-# tests/test_nginx.py puts nginx in front of two instances: install Debian's nginx if missing.
-bash scripts/ensure-nginx.sh
+# tests/test_nginx.py puts nginx in front of two instances, and spikard bench
+# --instructions counts with callgrind: Debian's nginx and valgrind, if missing.
+bash scripts/ensure-debian.sh nginx valgrind
 
 if ! wait "$tools"; then
     cat "$tools_log" >&2
@@ -65,9 +66,11 @@ for version in $supported; do
     venv=".venvs/py$version"
     echo "test: building spikard for Python $version ($python) into $venv" >&2
     [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
-    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check . './devtools[profile]' -r tests/requirements.txt
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check . './devtools[profile,bench]' -r tests/requirements.txt
     echo "test: pytest over real sockets on Python $version" >&2
-    "$venv/bin/python" -m pytest -q -p no:cacheprovider tests
+    # The whole benchmark suite's quick run and the callgrind count are taken once,
+    # on the default Python, above (SPIKARD_TEST_SECONDARY skips them here).
+    SPIKARD_TEST_SECONDARY=1 "$venv/bin/python" -m pytest -q -p no:cacheprovider tests
 done
 if [ ${#missing[@]} -gt 0 ]; then
     message="no interpreter found for Python ${missing[*]}, which spikard supports (pyproject.toml classifiers)"

@@ -3,7 +3,7 @@ instances on loopback, with real nginx, processes, sockets and signals. Requests
 both instances, the proxy headers nginx sets are honoured, and restarting one instance
 (SIGTERM, exit, start again on the same port) under load loses no request.
 
-nginx comes from Debian's package, installed by ``scripts/ensure-nginx.sh`` (which
+nginx comes from Debian's package, installed by ``scripts/ensure-debian.sh nginx`` (which
 ``scripts/test.sh`` runs); without an nginx binary these tests are skipped."""
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ from conftest import SpikardProcess, free_port, spikard_command, write_app
 NGINX = shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx",) if os.access(p, os.X_OK)), None)
 if NGINX is None:
     pytest.skip(
-        "nginx is not installed (bash scripts/ensure-nginx.sh installs Debian's package)", allow_module_level=True
+        "nginx is not installed (bash scripts/ensure-debian.sh nginx installs Debian's package)",
+        allow_module_level=True,
     )
 
 CONFIG = Path(__file__).resolve().parent.parent / "deploy" / "nginx.conf"

@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl, urlencode
 from spikard_devtools._examples import FORMATS
 from spikard_devtools._findings import ProbeResult
 from spikard_devtools._requests import Probe
-from spikard_devtools._served import ServedApp
+from spikard_devtools._served import Serving
 
 # What a refused string is replaced with next, in turn: a schema may say only
 # "string" of a value its type reads as a date, a time or an address (msgspec's
@@ -112,7 +112,7 @@ MAX_TRIES = 40
 EXCEPTION_LINE = re.compile(r"^\w[\w.]*(?:Error|Exception)\b")
 
 
-def check(results: list[ProbeResult], server: ServedApp) -> list[str]:
+def check(results: list[ProbeResult], server: Serving) -> list[str]:
     """Checks every request in ``results`` (updating each); returns notes for the
     report about requests profiled although they failed (a named request's 404 may
     be what its user wants to see)."""
@@ -128,7 +128,7 @@ def check(results: list[ProbeResult], server: ServedApp) -> list[str]:
     return notes
 
 
-def _check_one(result: ProbeResult, server: ServedApp) -> None:
+def _check_one(result: ProbeResult, server: Serving) -> None:
     attempts: dict[str, int] = {}
     first_refusal: bytes | None = None
     original = result.probe
@@ -157,7 +157,7 @@ def _check_one(result: ProbeResult, server: ServedApp) -> None:
         result.skipped = f"answered {status} before the load: {_reason(result.check.body, status, server)}"
 
 
-def _reason(body: bytes, status: int, server: ServedApp) -> str:
+def _reason(body: bytes, status: int, server: Serving) -> str:
     """The answer's detail; for a 500, the exception the server logged, when it did."""
     said = detail(body)
     if status >= 500:

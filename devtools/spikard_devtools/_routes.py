@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 from typing import Any
 
@@ -55,6 +56,36 @@ def describe(routes: list[RoutePlan]) -> list[dict[str, Any]]:
         {"method": r.method, "path": r.path, "params": [_param(p) for p in r.params], "body": _body(r.body)}
         for r in routes
     ]
+
+
+class NotLoaded(Exception):
+    """The app's routes could not be read; ``failure`` is the app's load failure
+    (``AppLoadError.to_json``) when it did not import, for the caller to show."""
+
+    def __init__(self, message: str, failure: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.failure = failure
+
+
+def read(target: str, timeout: float) -> list[dict[str, Any]]:
+    """The routes of the app ``target``, read by this module run in a process of its own."""
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "spikard_devtools._routes", target],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+    except subprocess.TimeoutExpired:
+        raise NotLoaded(f"importing {target} took more than {timeout:.0f} s") from None
+    try:
+        document = json.loads(result.stdout)
+    except ValueError:
+        raise NotLoaded(f"could not read the app's routes:\n{result.stderr.strip()}") from None
+    if "error" in document:
+        raise NotLoaded("the app does not load", document["error"])
+    routes: list[dict[str, Any]] = document["routes"]
+    return routes
 
 
 def main(argv: list[str]) -> int:

@@ -16,9 +16,18 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from spikard_devtools._placement import pinned
 from spikard_devtools._requests import Probe
+
+
+class Serving(Protocol):
+    """A running server requests can be sent to, whose output can be shown."""
+
+    def send(self, probe: Probe, timeout: float = 30.0) -> Answer: ...
+
+    def output(self) -> str: ...
 
 
 class NotServing(Exception):
@@ -83,44 +92,17 @@ class ServedApp:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise NotServing(f"spikard run exited with status {self.process.returncode}:\n{self.output()}")
-            with contextlib.suppress(OSError, http.client.HTTPException):
-                connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=1.0)
-                try:
-                    connection.request("GET", "/__spikard_profile_ready__")
-                    connection.getresponse().read()
-                    return
-                finally:
-                    connection.close()
+            if answers(self.port):
+                return
             time.sleep(0.05)
         raise NotServing(f"the app did not answer within {timeout:.0f} s:\n{self.output()}")
 
     def send(self, probe: Probe, timeout: float = 30.0) -> Answer:
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
-        try:
-            # Header by header, as oha sends them: a name given twice stays twice.
-            given = {name.lower() for name, _ in probe.headers}
-            connection.putrequest(probe.method, probe.target, skip_host="host" in given, skip_accept_encoding=True)
-            for name, value in probe.headers:
-                connection.putheader(name, value)
-            if probe.body is not None and "content-length" not in given:
-                connection.putheader("content-length", str(len(probe.body)))
-            connection.endheaders(probe.body)
-            response = connection.getresponse()
-            return Answer(response.status, response.read())
-        finally:
-            connection.close()
+        return send(self.port, probe, timeout)
 
     def pids(self) -> list[int]:
         """The server and every process under it (a supervisor's workers)."""
-        found, queue = [], [self.process.pid]
-        while queue:
-            pid = queue.pop()
-            found.append(pid)
-            with contextlib.suppress(OSError):
-                for task in os.listdir(f"/proc/{pid}/task"):
-                    children = Path(f"/proc/{pid}/task/{task}/children").read_text().split()
-                    queue.extend(int(child) for child in children)
-        return found
+        return tree(self.process.pid)
 
     def cpu_times(self) -> CpuTimes:
         ticks = os.sysconf("SC_CLK_TCK")
@@ -150,3 +132,47 @@ class ServedApp:
         finally:
             self.sock.close()
         return self.process.returncode
+
+
+def send(port: int, probe: Probe, timeout: float = 30.0) -> Answer:
+    """``probe`` sent once to 127.0.0.1:``port`` on a connection of its own."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        # Header by header, as oha sends them: a name given twice stays twice.
+        given = {name.lower() for name, _ in probe.headers}
+        connection.putrequest(probe.method, probe.target, skip_host="host" in given, skip_accept_encoding=True)
+        for name, value in probe.headers:
+            connection.putheader(name, value)
+        if probe.body is not None and "content-length" not in given:
+            connection.putheader("content-length", str(len(probe.body)))
+        connection.endheaders(probe.body)
+        response = connection.getresponse()
+        return Answer(response.status, response.read())
+    finally:
+        connection.close()
+
+
+def answers(port: int) -> bool:
+    """Whether a server on 127.0.0.1:``port`` answers an HTTP request (any answer)."""
+    with contextlib.suppress(OSError, http.client.HTTPException):
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=1.0)
+        try:
+            connection.request("GET", "/__spikard_ready__")
+            connection.getresponse().read()
+            return True
+        finally:
+            connection.close()
+    return False
+
+
+def tree(pid: int) -> list[int]:
+    """``pid`` and every process under it."""
+    found, queue = [], [pid]
+    while queue:
+        current = queue.pop()
+        found.append(current)
+        with contextlib.suppress(OSError):
+            for task in os.listdir(f"/proc/{current}/task"):
+                children = Path(f"/proc/{current}/task/{task}/children").read_text().split()
+                queue.extend(int(child) for child in children)
+    return found

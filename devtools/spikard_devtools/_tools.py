@@ -65,6 +65,10 @@ INFERNO = Tool(
 TOOLS = (OHA, PY_SPY, INFERNO)
 
 
+# What brings spikard bench's Python peers and its chart and statistics libraries.
+BENCH_EXTRA = "pip install 'spikard-devtools[bench]'"
+
+
 class ToolMissing(Exception):
     """The message says which tool, what it is for and how to install it."""
 

@@ -6,14 +6,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import math
 import platform
 import signal
-import subprocess
-import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import datetime
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
@@ -21,17 +18,28 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
+from rich.progress import Progress, TaskID
 from rich.text import Text
 
 from spikard.loading import split_target
 from spikard.stats import Snapshot
-from spikard_devtools import _checking, _console, _load, _named, _profile_report, _requests, _sampling, _tools
+from spikard_devtools import (
+    _checking,
+    _console,
+    _load,
+    _named,
+    _profile_report,
+    _requests,
+    _routes,
+    _sampling,
+    _tools,
+)
 from spikard_devtools._find import CANDIDATES, NoApp, app_directory, find_app, missing_file
 from spikard_devtools._findings import ProbeResult, Profile
 from spikard_devtools._load import Load, LoadFailed
 from spikard_devtools._named import BadRequests
 from spikard_devtools._placement import Placement
+from spikard_devtools._progress import progress_bar, ticker
 from spikard_devtools._requests import Probe, RequestSet
 from spikard_devtools._served import NotServing, ServedApp
 
@@ -218,26 +226,12 @@ def _check(args: argparse.Namespace) -> str | None:
 def _describe(target: str) -> list[dict[str, Any]] | None:
     """The app's routes, read in a process of its own; None (said) when it does not load."""
     try:
-        result = subprocess.run(
-            [sys.executable, "-m", "spikard_devtools._routes", target],
-            capture_output=True,
-            text=True,
-            timeout=LOAD_TIMEOUT,
-        )
-    except subprocess.TimeoutExpired:
-        err.print(f"spikard profile: importing {target} took more than {LOAD_TIMEOUT} s", style="red")
+        return _routes.read(target, LOAD_TIMEOUT)
+    except _routes.NotLoaded as error:
+        err.print(f"spikard profile: {error}", style="bold red")
+        if error.failure is not None:
+            _console.show_failure(error.failure)  # a traceback of the app's code
         return None
-    try:
-        document = json.loads(result.stdout)
-    except ValueError:
-        err.print(f"spikard profile: could not read the app's routes:\n{result.stderr.strip()}", style="red")
-        return None
-    if "error" in document:
-        err.print(Text("spikard profile: the app does not load", style="bold red"))
-        _console.show_failure(document["error"])  # a traceback of the app's code
-        return None
-    routes: list[dict[str, Any]] = document["routes"]
-    return routes
 
 
 def _stem(target: str) -> str:
@@ -296,7 +290,7 @@ def _run(profile: Profile, oha: Path) -> int:
     )
     err.print(f"  {profile.placement.text}", style="dim")
     interrupted = False
-    with _progress() as progress:
+    with progress_bar(err) as progress:
         task = progress.add_task("starting", total=phases * loaded * args.duration)
         try:
             if not _stage_phase(profile, oha, progress, task):
@@ -330,30 +324,6 @@ def _finish(profile: Profile) -> None:
     except OSError as error:
         profile.notes.append(f"the report could not be written: {error}")
     _profile_report.say_files(console, profile)
-
-
-@contextlib.contextmanager
-def _progress() -> Iterator[Progress]:
-    progress = Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.percentage:>3.0f}%"),
-        TimeRemainingColumn(),
-        console=err,
-        transient=True,
-    )
-    with progress:
-        yield progress
-
-
-def _ticker(progress: Progress, task: TaskID, seconds: float) -> Callable[[float], None]:
-    """Advances the bar with the load's elapsed time, never past its share."""
-    start = progress.tasks[task].completed
-
-    def tick(elapsed: float) -> None:
-        progress.update(task, completed=start + min(elapsed, seconds))
-
-    return tick
 
 
 def _stage_phase(profile: Profile, oha: Path, progress: Progress, task: TaskID) -> bool:
@@ -422,7 +392,7 @@ def _drive(
         return _load.run(
             command,
             pin=profile.placement.generator_cpu,
-            tick=_ticker(progress, task, args.duration),
+            tick=ticker(progress, task, args.duration),
             deadline=args.duration + _load.REQUEST_TIMEOUT + 30,
         )
     except LoadFailed as error:

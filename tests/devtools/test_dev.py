@@ -317,12 +317,6 @@ def test_it_finds_main_py_when_no_app_is_named(dev, tmp_path):
     assert "main.py" in server.stderr
 
 
-def test_a_command_still_to_come_says_so():
-    result = subprocess.run([*spikard_command(), "bench"], capture_output=True, text=True, timeout=30)
-    assert result.returncode == 2
-    assert "not yet" in result.stderr
-
-
 def test_a_plugin_command_gets_exactly_the_arguments_given(tmp_path):
     # A distribution of its own, found through its entry points as any installed one.
     (tmp_path / "echo_plugin.py").write_text(

@@ -1,8 +1,11 @@
-//! `spikard-ceiling [HOST:PORT]`: the three benchmark routes served by
-//! spikard-http with Rust handlers on one thread — the same router, parameter
-//! coercion and JSON Schema validation as spikard, no Python.
+//! `spikard-ceiling [HOST:PORT]`: the benchmark routes (every workload of
+//! bench/workloads.json) served by spikard-http with Rust handlers on one
+//! thread — the same router, parameter coercion and JSON Schema validation as
+//! spikard, no Python. `/sync` runs on tokio's blocking pool (as spikard runs a
+//! plain `def` on its thread pool) and `/sleep` sleeps 1 ms on the runtime.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use http::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -49,17 +52,119 @@ fn item_schema() -> Value {
     })
 }
 
+/// The same schema pydantic derives for `Order` (name `min_length=1`, price
+/// `gt=0`, quantity `ge=1`).
+fn order_schema() -> Value {
+    json!({
+        "title": "Order",
+        "type": "object",
+        "properties": {
+            "name": {"type": "string", "minLength": 1},
+            "price": {"type": "number", "exclusiveMinimum": 0},
+            "quantity": {"type": "integer", "minimum": 1}
+        },
+        "required": ["name", "price", "quantity"]
+    })
+}
+
+/// The same schema msgspec derives for `BulkOrder` (bench/apps/spikard_app.py).
+fn bulk_order_schema() -> Value {
+    json!({
+        "$ref": "#/$defs/BulkOrder",
+        "$defs": {
+            "BulkOrder": {
+                "title": "BulkOrder",
+                "type": "object",
+                "properties": {
+                    "id": {"type": "string"},
+                    "customer": {"$ref": "#/$defs/Customer"},
+                    "lines": {"type": "array", "items": {"$ref": "#/$defs/Line"}},
+                    "notes": {"anyOf": [{"type": "string"}, {"type": "null"}], "default": null}
+                },
+                "required": ["id", "customer", "lines"]
+            },
+            "Customer": {
+                "title": "Customer",
+                "type": "object",
+                "properties": {
+                    "name": {"type": "string"},
+                    "email": {"type": "string"},
+                    "address": {"$ref": "#/$defs/Address"}
+                },
+                "required": ["name", "email", "address"]
+            },
+            "Address": {
+                "title": "Address",
+                "type": "object",
+                "properties": {
+                    "street": {"type": "string"},
+                    "city": {"type": "string"},
+                    "postcode": {"type": "string"},
+                    "country": {"type": "string"}
+                },
+                "required": ["street", "city", "postcode", "country"]
+            },
+            "Line": {
+                "title": "Line",
+                "type": "object",
+                "properties": {
+                    "sku": {"type": "string"},
+                    "name": {"type": "string"},
+                    "quantity": {"type": "integer"},
+                    "price_cents": {"type": "integer"},
+                    "tags": {"type": "array", "items": {"type": "string"}},
+                    "options": {"type": "object", "additionalProperties": {"type": "string"}}
+                },
+                "required": ["sku", "name", "quantity", "price_cents", "tags", "options"]
+            }
+        }
+    })
+}
+
+/// `{"id", "lines", "units", "total_cents"}` of a bulk order that passed its schema.
+fn bulk_summary(order: &Value) -> Value {
+    let lines = order["lines"].as_array().map_or(&[][..], Vec::as_slice);
+    let (units, total_cents) = lines.iter().fold((0_i64, 0_i64), |(units, total), line| {
+        let quantity = line["quantity"].as_i64().unwrap_or(0);
+        let price = line["price_cents"].as_i64().unwrap_or(0);
+        (units + quantity, total + quantity * price)
+    });
+    json!({
+        "id": order["id"],
+        "lines": lines.len(),
+        "units": units,
+        "total_cents": total_cents
+    })
+}
+
+fn get(path: &str) -> RouteSpec {
+    RouteSpec {
+        method: Method::GET,
+        path: path.into(),
+        params: vec![],
+        body: None,
+        wants_request: false,
+    }
+}
+
+fn post(path: &str, schema: Value) -> RouteSpec {
+    RouteSpec {
+        method: Method::POST,
+        path: path.into(),
+        params: vec![],
+        body: Some(BodySpec {
+            schema: Some(schema),
+            required: true,
+        }),
+        wants_request: false,
+    }
+}
+
 fn routes() -> Result<RouterBuilder, String> {
     let mut routes = RouterBuilder::new();
     let hello = Bytes::from_static(br#"{"message":"Hello"}"#);
     routes.route(
-        RouteSpec {
-            method: Method::GET,
-            path: "/hello".into(),
-            params: vec![],
-            body: None,
-            wants_request: false,
-        },
+        get("/hello"),
         Arc::new(move |_: RequestData| {
             let body = hello.clone();
             async move { Ok(json_response(StatusCode::OK, body)) }
@@ -83,18 +188,39 @@ fn routes() -> Result<RouterBuilder, String> {
         }),
     )?;
     routes.route(
-        RouteSpec {
-            method: Method::POST,
-            path: "/items".into(),
-            params: vec![],
-            body: Some(BodySpec {
-                schema: Some(item_schema()),
-                required: true,
-            }),
-            wants_request: false,
-        },
+        post("/items", item_schema()),
         Arc::new(|request: RequestData| async move {
             reply(request.body.as_ref().unwrap_or(&Value::Null))
+        }),
+    )?;
+    routes.route(
+        post("/orders", order_schema()),
+        Arc::new(|request: RequestData| async move {
+            reply(request.body.as_ref().unwrap_or(&Value::Null))
+        }),
+    )?;
+    routes.route(
+        post("/orders/bulk", bulk_order_schema()),
+        Arc::new(|request: RequestData| async move {
+            reply(&bulk_summary(request.body.as_ref().unwrap_or(&Value::Null)))
+        }),
+    )?;
+    routes.route(
+        get("/sync"),
+        Arc::new(|_: RequestData| async {
+            let body = tokio::task::spawn_blocking(|| json!({"message": "Hello from a thread"}))
+                .await
+                .map_err(|e| HandlerError {
+                    detail: Some(e.to_string()),
+                })?;
+            reply(&body)
+        }),
+    )?;
+    routes.route(
+        get("/sleep"),
+        Arc::new(|_: RequestData| async {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            reply(&json!({"slept_ms": 1}))
         }),
     )?;
     Ok(routes)
