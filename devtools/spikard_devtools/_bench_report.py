@@ -34,6 +34,11 @@ def summary(results: Results, framework: str, workload: str) -> dict[str, Any] |
         "ratio_to_reference": None if ratio is None else round(ratio, 3),
         "share_of_ceiling": None if share is None else round(share, 4),
         "generator_bound": results.generator_bound(framework, workload),
+        "p99_ms_at": {
+            share: round(p99 * 1000, 3)
+            for share in (f"{load:.0%}" for load in LATENCY_LOADS)
+            if (p99 := cell.p99_at(share)) is not None
+        },
     }
 
 
@@ -87,8 +92,7 @@ def _row(report: dict[str, Any], cell: dict[str, Any]) -> list[str]:
     ratio = s["ratio_to_reference"]
     share = s["share_of_ceiling"]
     latency = [
-        _ms(cell["latency_at"][key]["p99_ms"]) if key in cell["latency_at"] else "—"
-        for key in (f"{load:.0%}" for load in LATENCY_LOADS)
+        _ms(s["p99_ms_at"][key]) if key in s["p99_ms_at"] else "—" for key in (f"{load:.0%}" for load in LATENCY_LOADS)
     ]
     notes = []
     if s["generator_bound"]:
@@ -220,7 +224,8 @@ def markdown(report: dict[str, Any], chart: str | None = None) -> str:
         "the load generator's limit, not the framework's. "
         + (
             f"Latencies at {' and '.join(f'{x:.0%}' for x in LATENCY_LOADS)} of each framework's own maximum "
-            f"are from {s['latency_s']:g} s at that fixed offered rate, counted from when each request was due."
+            f"are p99s from {s['latency_s']:g} s at that fixed offered rate after each timed run (the share of "
+            "that run's rate), counted from when each request was due, medians over rounds."
             if s.get("latency_s")
             else ""
         ),

@@ -73,7 +73,7 @@ class Cell:
     workload: str
     samples: list[Sample] = field(default_factory=list)
     failure: str | None = None  # why its figures are not shown: answers wrong, or no load
-    latency: dict[str, Sample] = field(default_factory=dict)  # "50%" -> the run at that offered rate
+    latency: dict[str, list[Sample]] = field(default_factory=dict)  # "50%" -> each round's run at that rate
     stages: dict[str, Any] | None = None  # spikard's statistics of the route, as _profile_report writes them
     stage_route: str | None = None
     oha: list[str] = field(default_factory=list)  # the timed runs' oha command line, as run
@@ -91,6 +91,11 @@ class Cell:
     def p99(self) -> float:
         return statistics.median(s.p99 for s in self.samples)
 
+    def p99_at(self, share: str) -> float | None:
+        """The median over rounds of the p99 at a fixed offered share of the maximum."""
+        runs = self.latency.get(share)
+        return statistics.median(s.p99 for s in runs) if runs else None
+
     def spread(self) -> float:
         """Half the range of the rounds' rates over their median: ±this much."""
         rates = [s.rate for s in self.samples]
@@ -107,7 +112,7 @@ class Cell:
             "workload": self.workload,
             "failure": self.failure,
             "rounds": [s.to_json() for s in self.samples],
-            "latency_at": {share: s.to_json() for share, s in self.latency.items()},
+            "latency_at": {share: [s.to_json() for s in runs] for share, runs in self.latency.items()},
             "stage_route": self.stage_route,
             "stages": self.stages,
             "oha": self.oha,
@@ -120,7 +125,7 @@ class Cell:
             workload=data["workload"],
             samples=[Sample.from_json(s) for s in data.get("rounds", [])],
             failure=data.get("failure"),
-            latency={k: Sample.from_json(v) for k, v in data.get("latency_at", {}).items()},
+            latency={k: [Sample.from_json(s) for s in v] for k, v in data.get("latency_at", {}).items()},
             stages=data.get("stages"),
             stage_route=data.get("stage_route"),
             oha=list(data.get("oha", [])),

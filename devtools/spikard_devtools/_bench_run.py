@@ -112,7 +112,7 @@ class Bench:
     def planned_seconds(self) -> float:
         s = self.settings
         pairs = sum(1 for _ in self.pairs())
-        per_pair = s.rounds * (s.warmup + s.duration) + len(LATENCY_LOADS) * s.latency
+        per_pair = s.rounds * (s.warmup + s.duration + len(LATENCY_LOADS) * s.latency)
         staged = sum(1 for _, c in self.pairs() if c.stages) * s.stages
         return pairs * per_pair + staged
 
@@ -127,8 +127,6 @@ class Bench:
             self._check_all()
             for number in range(self.settings.rounds):
                 self._round(number, progress, task)
-            if self.settings.latency > 0:
-                self._latencies(progress, task)
         finally:
             self._stop_all()
         if self.settings.stages > 0:
@@ -212,8 +210,9 @@ class Bench:
                 if not contender.serves(workload):
                     continue
                 said = f"round {number + 1}/{s.rounds}: {workload.title} · {contender.label}"
+                latency_seconds = len(LATENCY_LOADS) * s.latency
                 if not self._live(workload, contender):
-                    progress.advance(task, s.warmup + s.duration)
+                    progress.advance(task, s.warmup + s.duration + latency_seconds)
                     continue
                 progress.update(task, description=said)
                 cell = self.results.cell(contender.name, workload.name)
@@ -221,11 +220,12 @@ class Bench:
                     warmed = self._load(workload, contender, s.warmup, None, progress, task)
                     if isinstance(warmed, str):
                         cell.failure = f"the warm-up failed: {warmed}"
-                        progress.advance(task, s.duration)
+                        progress.advance(task, s.duration + latency_seconds)
                         continue
                 measured = self._load(workload, contender, s.duration, None, progress, task, cell.oha)
                 if isinstance(measured, str):
                     cell.failure = f"the load failed: {measured}"
+                    progress.advance(task, latency_seconds)
                     continue
                 sample, load = measured
                 cell.failure = self._wrong(workload, contender, load)
@@ -235,6 +235,9 @@ class Bench:
                         cell.failure = f"wrong answer after round {number + 1}: {verdict}"
                 if cell.failure is None:
                     cell.samples.append(sample)
+                    self._latencies(workload, contender, sample.rate, progress, task)
+                else:
+                    progress.advance(task, latency_seconds)
 
     def _wrong(self, workload: Workload, contender: Contender, load: Load) -> str | None:
         """What was wrong with a timed run's answers as oha counted them, or None."""
@@ -283,27 +286,29 @@ class Bench:
         cpus = 1 if self.placement.generator_cpu is not None else len(os.sched_getaffinity(0))
         return Sample.of(load, (_children_cpu() - before) / cpus, offered=rate), load
 
-    def _latencies(self, progress: Progress, task: TaskID) -> None:
-        """Each contender at fixed shares of its own maximum, latencies counted from
-        when each request was due (coordinated omission corrected)."""
+    def _latencies(
+        self, workload: Workload, contender: Contender, rate: float, progress: Progress, task: TaskID
+    ) -> None:
+        """The contender at fixed shares of the rate it just reached, latencies counted
+        from when each request was due (coordinated omission corrected); in every
+        round, so that one stall of the machine is one round's figure, not the row's."""
         s = self.settings
-        for workload, contender in self.pairs():
-            cell = self.results.cell(contender.name, workload.name)
-            for share in LATENCY_LOADS:
-                if not (self._live(workload, contender) and cell.samples):
-                    progress.advance(task, s.latency)
-                    continue
-                progress.update(task, description=f"latency at {share:.0%}: {workload.title} · {contender.label}")
-                measured = self._load(workload, contender, s.latency, cell.rate() * share, progress, task)
-                if isinstance(measured, str):
-                    self.notes.append(f"{contender.label} on {workload.title}: no latency at {share:.0%}: {measured}")
-                    continue
-                # The same gate as the timed runs: wrong answers here are wrong answers.
-                wrong = self._wrong(workload, contender, measured[1])
-                if wrong is not None:
-                    cell.failure = f"at {share:.0%} of its maximum: {wrong}"
-                    continue
-                cell.latency[f"{share:.0%}"] = measured[0]
+        cell = self.results.cell(contender.name, workload.name)
+        for share in LATENCY_LOADS:
+            if s.latency <= 0 or cell.failure is not None:
+                progress.advance(task, s.latency)
+                continue
+            progress.update(task, description=f"latency at {share:.0%}: {workload.title} · {contender.label}")
+            measured = self._load(workload, contender, s.latency, rate * share, progress, task)
+            if isinstance(measured, str):
+                self.notes.append(f"{contender.label} on {workload.title}: no latency at {share:.0%}: {measured}")
+                continue
+            # The same gate as the timed runs: wrong answers here are wrong answers.
+            wrong = self._wrong(workload, contender, measured[1])
+            if wrong is not None:
+                cell.failure = f"at {share:.0%} of its maximum: {wrong}"
+                continue
+            cell.latency.setdefault(f"{share:.0%}", []).append(measured[0])
 
     def _stages(self, progress: Progress, task: TaskID) -> None:
         """spikard again, one fresh server per workload with its stage statistics on,

@@ -51,7 +51,7 @@ corrected, and spikard's time is split into its five stages."""
 
 EPILOG = """\
 examples:
-  spikard bench                          the whole suite (about 25 minutes)
+  spikard bench                          the whole suite (about half an hour)
   spikard bench --quick                  about a second per run: shape and answers, not figures
   spikard bench --workload hello,sleep --framework spikard,FastAPI
   spikard bench app.py --requests reqs.json --against "uvicorn old_app:app --port {port}"
@@ -68,7 +68,7 @@ CONNECTIONS = 64
 LOAD_TIMEOUT = 300
 # --quick: about a second per framework and workload.
 QUICK = {"duration": 1.0, "warmup": 0.2, "rounds": 1, "latency_duration": 0.4, "stage_duration": 0.5}
-FULL = {"duration": 5.0, "warmup": 1.0, "rounds": 3, "latency_duration": 3.0, "stage_duration": 2.0}
+FULL = {"duration": 5.0, "warmup": 1.0, "rounds": 3, "latency_duration": 2.0, "stage_duration": 2.0}
 
 console = Console(highlight=False)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -131,7 +131,7 @@ def _parser() -> argparse.ArgumentParser:
         "--latency-duration",
         type=float,
         metavar="SECONDS",
-        help="each run at 50%% and 80%% of a framework's maximum (default: 3; 0: none)",
+        help="each round's runs at 50%% and 80%% of a framework's maximum (default: 2; 0: none)",
     )
     method.add_argument(
         "--stage-duration",
