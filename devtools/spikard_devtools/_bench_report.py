@@ -83,22 +83,39 @@ def _ms(value: float) -> str:
     return f"{value:.2f}" if value < 10 else f"{value:.1f}"
 
 
+def _shown(report: dict[str, Any], columns: list[str]) -> list[str]:
+    """``columns`` without the ratio and ceiling ones when there is nothing to show in
+    them (no reference, no ceiling measured)."""
+    drop = set()
+    if not report["reference"]:
+        drop.add(6)
+    if not report["ceiling"]:
+        drop.add(7)
+    return [column for index, column in enumerate(columns) if index not in drop]
+
+
+def _differs(report: dict[str, Any]) -> set[str]:
+    return {entry.get("workload", entry["request"]) for entry in report.get("answers_differ") or []}
+
+
 def _row(report: dict[str, Any], cell: dict[str, Any]) -> list[str]:
     """One cell's figures as text: req/s, ±, p50, p99, × reference, % ceiling,
-    p99 at each offered load, and what to know."""
+    p99 at each offered load, and what to know (before ``_shown`` drops columns)."""
     s = cell["summary"]
     if s is None:
         return ["—"] * (6 + len(LATENCY_LOADS)) + [f"FAILED: {cell['failure'] or 'not measured'}"]
     ratio = s["ratio_to_reference"]
     share = s["share_of_ceiling"]
     latency = [
-        _ms(s["p99_ms_at"][key]) if key in s["p99_ms_at"] else "—" for key in (f"{load:.0%}" for load in LATENCY_LOADS)
+        _ms(s["p99_ms_at"][key]) if key in s.get("p99_ms_at", {}) else "—" for key in (f"{load:.0%}" for load in LATENCY_LOADS)
     ]
     notes = []
     if s["generator_bound"]:
         notes.append("generator-bound")
     if cell["framework"] == report["ceiling"]:
         notes.append("the limit")
+    if cell["workload"] in _differs(report):
+        notes.append("answers differ")
     return [
         _rate(s["requests_per_second"]),
         f"±{s['spread']:.0%}" if len(cell["rounds"]) > 1 else "—",
@@ -133,7 +150,7 @@ def table(report: dict[str, Any]) -> Table:
     """Rows by workload then framework, named short (the legend below the table
     gives the long names)."""
     out = Table(title="Requests per second and latency (medians over rounds)", title_justify="left")
-    for index, header in enumerate(_headers(report, compact=True)):
+    for index, header in enumerate(_shown(report, _headers(report, compact=True))):
         out.add_column(header, justify="left" if index < 2 or header == "note" else "right")
     cells = _cells(report)
     for workload in report["workloads"]:
@@ -146,7 +163,7 @@ def table(report: dict[str, Any]) -> Table:
             style = "bold" if framework.get("stages") else ("dim" if framework["name"] == report["ceiling"] else "")
             if cell["summary"] is None:
                 style = "red"
-            out.add_row(workload["name"] if first else "", framework["name"], *row, style=style)
+            out.add_row(workload["name"] if first else "", framework["name"], *_shown(report, row), style=style)
             first = False
         out.add_section()
     return out
@@ -204,11 +221,17 @@ def answers_table(report: dict[str, Any]) -> Table | None:
 
 def markdown(report: dict[str, Any], chart: str | None = None) -> str:
     s, machine = report["settings"], report["machine"]
+    state = " (interrupted: incomplete)" if report.get("interrupted") else ""
     lines = [
-        f"# spikard bench, {report['started'][:16].replace('T', ' ')}",
+        f"# spikard bench, {report['started'][:16].replace('T', ' ')}{state}",
         "",
         f"`{' '.join(report['command'])}`",
         "",
+        *(
+            ["**`--quick`: one short round, to check the answers and the shape; the figures mean little.**", ""]
+            if s.get("quick")
+            else []
+        ),
         f"Machine: {machine.get('cpu_model') or 'unknown CPU'}, {machine.get('cpus')} CPUs, "
         f"governor {machine.get('governor') or 'unknown'}, Linux {machine.get('kernel')}; "
         f"{report['versions'].get('python', '')}; oha {report['versions'].get('oha', '?')}. "
@@ -217,11 +240,21 @@ def markdown(report: dict[str, Any], chart: str | None = None) -> str:
         f"Method: {s['rounds']} interleaved round(s) of {s['duration_s']:g} s per framework and workload, "
         f"each after {s['warmup_s']:g} s of warm-up, {s['connections']} connections; req/s, p50 and p99 are "
         "medians over rounds, ± half their range; ratios are the median of the ratios within each round. "
-        "Every answer is checked before and after each timed run, and every status oha counted must be the "
-        "expected one: a framework whose answers are wrong is reported failed, not fast. "
-        "Figures taken with oha's CPU saturated, or within "
-        f"{GENERATOR_MARGIN:.0%} of the Rust ceiling's where the ceiling saturated oha, are generator-bound: "
-        "the load generator's limit, not the framework's. "
+        + (
+            "Every answer is checked before and after each timed run, and every status oha counted must be the "
+            "expected one: a framework whose answers are wrong is reported failed, not fast. "
+            if report.get("mode") != "app"
+            else "Your requests name no expected answer: each server is held to the status it answered first "
+            "(before and after each timed run, and every status oha counted), and where the servers answered a "
+            "request differently it is marked. "
+        )
+        + "Figures taken with oha's CPU saturated"
+        + (
+            f", or within {GENERATOR_MARGIN:.0%} of the Rust ceiling's where the ceiling saturated oha,"
+            if report["ceiling"]
+            else ""
+        )
+        + " are generator-bound: the load generator's limit, not the framework's. "
         + (
             f"Latencies at {' and '.join(f'{x:.0%}' for x in LATENCY_LOADS)} of each framework's own maximum "
             f"are p99s from {s['latency_s']:g} s at that fixed offered rate after each timed run (the share of "
@@ -233,7 +266,7 @@ def markdown(report: dict[str, Any], chart: str | None = None) -> str:
     ]
     if chart:
         lines += [f"![requests per second]({chart})", ""]
-    headers = _headers(report)
+    headers = _shown(report, _headers(report))
     lines += ["| " + " | ".join(headers) + " |", "|---|---|" + "---:|" * (len(headers) - 3) + "---|"]
     cells, labels = _cells(report), _labels(report)
     for workload in report["workloads"]:
@@ -243,7 +276,7 @@ def markdown(report: dict[str, Any], chart: str | None = None) -> str:
                 continue
             name = labels[framework["name"]]
             name = f"**{name}**" if framework.get("stages") else name
-            row = [_escape(x) for x in _row(report, cell)]
+            row = [_escape(x) for x in _shown(report, _row(report, cell))]
             lines.append(f"| {_escape(workload['title'])} | {name} | " + " | ".join(row) + " |")
     stages = [c for c in report["cells"] if c.get("stages")]
     if stages:

@@ -28,6 +28,8 @@ from spikard_devtools._served import Answer, NotServing
 from spikard_devtools._server import CommandServer, free_port
 from spikard_devtools._suite import Expect, Workload
 
+# A fixed-rate run answering less than this share of what was offered did not keep up.
+KEPT_UP = 0.9
 # How long a server may take to answer its first request.
 START_TIMEOUT = 120.0
 # The flags that make a spikard keep stage statistics and write them at shutdown.
@@ -100,6 +102,7 @@ class Bench:
     # Run once the first contender serves, before any answer is checked (the user's
     # app: its synthesised requests are tried and repaired there).
     prepare: Callable[[Bench, CommandServer], None] | None = None
+    interrupted: bool = False
 
     # -- planning --------------------------------------------------------------
 
@@ -127,6 +130,9 @@ class Bench:
             self._check_all()
             for number in range(self.settings.rounds):
                 self._round(number, progress, task)
+        except KeyboardInterrupt:
+            self.interrupted = True
+            raise
         finally:
             self._stop_all()
         if self.settings.stages > 0:
@@ -157,7 +163,8 @@ class Bench:
             except KeyboardInterrupt as again:
                 interrupted = again
                 continue
-            if status not in (0, -signal.SIGINT, 128 + signal.SIGINT):
+            # A server stopped while starting may say so; only a normal stop is news.
+            if status not in (0, -signal.SIGINT, 128 + signal.SIGINT) and not self.interrupted:
                 tail = server.output().strip()[-300:]
                 self.notes.append(f"{contender.label} exited with status {status} when stopped: {tail}")
         if interrupted is not None:
@@ -308,7 +315,14 @@ class Bench:
             if wrong is not None:
                 cell.failure = f"at {share:.0%} of its maximum: {wrong}"
                 continue
-            cell.latency.setdefault(f"{share:.0%}", []).append(measured[0])
+            sample = measured[0]
+            if sample.rate < KEPT_UP * rate * share and f"{share:.0%}" not in cell.latency:
+                self.notes.append(
+                    f"{contender.label} on {workload.title}: at {share:.0%} of its maximum it answered "
+                    f"{sample.rate:,.0f} of {rate * share:,.0f} req/s offered: those latencies are an overloaded "
+                    "server's (a run shorter than a request, or a maximum measured too high)"
+                )
+            cell.latency.setdefault(f"{share:.0%}", []).append(sample)
 
     def _stages(self, progress: Progress, task: TaskID) -> None:
         """spikard again, one fresh server per workload with its stage statistics on,

@@ -124,7 +124,7 @@ def check(results: list[ProbeResult], server: Serving) -> list[str]:
         status = result.check.status
         if status >= 400:
             said = _reason(result.check.body, status, server)
-            notes.append(f"{result.probe.label} answered {status} before the load ({said}); profiled as it is")
+            notes.append(f"{result.probe.label} answered {status} before the load ({said}); loaded as it is")
     return notes
 
 

@@ -125,6 +125,8 @@ class Suite:
 def find(given: Path | None, here: Path) -> Path:
     """The suite's folder: ``given``, or ``bench/`` in ``here`` or a folder above it."""
     if given is not None:
+        if not given.is_dir():
+            raise BadSuite(f"--suite {given}: no such folder")
         if not (given / WORKLOADS).is_file():
             raise BadSuite(f"{given} holds no {WORKLOADS}: --suite names a spikard checkout's bench/ folder")
         return given

@@ -5,14 +5,17 @@ was ported from (the command's description is ``DESCRIPTION``)."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import math
 import re
+import resource
 import shlex
 import signal
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -70,7 +73,8 @@ LOAD_TIMEOUT = 300
 QUICK = {"duration": 1.0, "warmup": 0.2, "rounds": 1, "latency_duration": 0.4, "stage_duration": 0.5}
 FULL = {"duration": 5.0, "warmup": 1.0, "rounds": 3, "latency_duration": 2.0, "stage_duration": 2.0}
 
-console = Console(highlight=False)
+# Piped or in CI, tables are as wide as they need rather than 80 columns.
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 180)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
@@ -218,6 +222,9 @@ def _main(argv: list[str]) -> int:
     if plan is None:
         return FAILED
     if args.instructions:
+        if problem := _unwritable(plan.out):
+            err.print(f"spikard bench: {problem}", style="red")
+            return USAGE
         return _instructions_run(plan, argv)
     try:
         oha = _tools.find(_tools.OHA)
@@ -225,8 +232,8 @@ def _main(argv: list[str]) -> int:
         err.print(Text.assemble(("spikard bench: ", "red"), str(missing)))
         err.print("  nothing can be measured without a load generator", style="dim")
         return USAGE
-    if args.out and args.out.exists() and not args.out.is_dir():
-        err.print(f"spikard bench: --out {args.out} exists and is not a folder", style="red")
+    if problem := _unwritable(plan.out):
+        err.print(f"spikard bench: {problem}", style="red")
         return USAGE
     for note in plan.notes:
         err.print(f"  {note}", style="yellow")
@@ -252,8 +259,8 @@ def _main(argv: list[str]) -> int:
     stops = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
     previous = {stop: signal.signal(stop, signal.SIG_IGN) for stop in stops}
     try:
-        report = _report(bench, plan, args, argv, settings, oha, started)
-        _finish(report, plan, args, old)
+        report = _report(bench, plan, args, argv, settings, oha, started, interrupted)
+        written = _finish(report, plan, args, old)
     finally:
         for stop, handler in previous.items():
             signal.signal(stop, handler)
@@ -261,7 +268,24 @@ def _main(argv: list[str]) -> int:
         err.print("spikard bench: interrupted; what was measured is above", style="yellow")
         return INTERRUPTED
     failed = [c for c in results.cells.values() if not c.ok]
-    return FAILED if failed or not results.cells else 0
+    return FAILED if failed or not results.cells or not written else 0
+
+
+def _unwritable(out: Path) -> str | None:
+    """Why the report could not be written to ``out``, found before anything is
+    measured (a long run is not lost to a typo); None when it can."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        return f"--out {out}: cannot create it: {error.strerror or error}"
+    if not out.is_dir():
+        return f"--out {out} exists and is not a folder"
+    try:
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as error:
+        return f"--out {out}: cannot write there: {error.strerror or error}"
+    return None
 
 
 def _instructions_run(plan: Plan, argv: list[str]) -> int:
@@ -279,6 +303,7 @@ def _instructions_run(plan: Plan, argv: list[str]) -> int:
     with progress_bar(err) as progress:
         steps = sum(1 for c in plan.contenders for w in plan.workloads if c.serves(w))
         task = progress.add_task("starting", total=steps)
+        interrupted = False
         for contender in plan.contenders:
 
             def said(text: str) -> None:
@@ -286,9 +311,14 @@ def _instructions_run(plan: Plan, argv: list[str]) -> int:
                     progress.advance(task)
                 progress.update(task, description=text)
 
-            counts[contender.name] = _instructions.count(contender, plan.workloads, said)
+            try:
+                counts[contender.name] = _instructions.count(contender, plan.workloads, said)
+            except KeyboardInterrupt:
+                interrupted = True
+                break
     head = _head(plan, argv, started, Placement(None, None, "not pinned: callgrind counts, not times"))
     head["kind"] = "instructions"
+    head["interrupted"] = interrupted
     report = _bench_report.instructions_report(head, plan, counts)
     console.print(_bench_report.instructions_table(report))
     files = {}
@@ -303,6 +333,9 @@ def _instructions_run(plan: Plan, argv: list[str]) -> int:
         err.print(f"spikard bench: the report could not be written: {error}", style="red")
     for what, path in files.items():
         console.print(f"{what}: {path}")
+    if interrupted:
+        err.print("spikard bench: interrupted; what was counted is above", style="yellow")
+        return INTERRUPTED
     wrong = [v for per in counts.values() for v in per.values() if isinstance(v, str)]
     return FAILED if wrong else 0
 
@@ -343,24 +376,53 @@ def _settings(args: argparse.Namespace) -> tuple[Settings | None, str | None]:
         if given:
             return None, f"--instructions counts instructions, it does not time: {', '.join(given)} do not apply"
     connections = args.connections or CONNECTIONS
+    files = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if files != resource.RLIM_INFINITY and connections > files - 64:
+        return None, f"--connections {connections}: oha may open only {files} files here (ulimit -n)"
     return Settings(duration, warmup, rounds, connections, latency, stages), None
 
 
-def _names(values: list[str]) -> list[str]:
-    return [name.strip() for value in values for name in value.split(",") if name.strip()]
+def _names(values: list[str], option: str) -> list[str]:
+    """The names given to a repeatable comma-separated option, each once, in order; a
+    value that names nothing is refused (an empty shell variable must not mean all)."""
+    names: list[str] = []
+    for value in values:
+        found = [name.strip() for name in value.split(",") if name.strip()]
+        if not found:
+            raise BadSuite(f"{option} {value!r} names nothing (leave {option} out for all)")
+        names += [name for name in found if name not in names]
+    return names
 
 
-# ``--against NAME=COMMAND``: a name for the server, before its command.
+# ``--against NAME=COMMAND``: a name for the server (with a lower-case letter in it, so
+# that an environment assignment, ``PYTHONPATH=.``, is not taken for one).
 NAMED = re.compile(r"([A-Za-z][\w.-]*)=(?=\S)")
+ASSIGNMENT = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)=(.*)", re.DOTALL)
+# Words of a command that say how it is run rather than what runs.
+LAUNCHERS = re.compile(r"(python[\d.]*|.*/python[\d.]*|-m|env|taskset|nice)")
 
 
-def _against(commands: list[str]) -> list[Contender]:
-    contenders = []
+def _against(commands: list[str], taken: set[str]) -> list[Contender]:
+    """The ``--against`` servers: named by their ``NAME=`` (or ``against``,
+    ``against-2``...), labelled by what they run; leading ``VAR=value`` words set
+    their environment, as a shell would."""
+    contenders: list[Contender] = []
     for number, command in enumerate(commands, 1):
         named = NAMED.match(command)
+        if named and not any(c.islower() for c in named.group(1)):
+            named = None
         words = shlex.split(command[named.end() :] if named else command)
+        env = {}
+        while words and (assignment := ASSIGNMENT.fullmatch(words[0])):
+            env[assignment.group(1)] = assignment.group(2)
+            words.pop(0)
+        if not words:
+            raise BadSuite(f"--against {command!r} names no program to run")
         name = named.group(1) if named else ("against" if number == 1 else f"against-{number}")
-        contenders.append(Contender(name, name if named else " ".join(words[:2]), words))
+        if name in taken or name in {c.name for c in contenders}:
+            raise BadSuite(f"--against {command!r}: the name {name!r} is taken; give it another (NAME=COMMAND)")
+        what = [word for word in words if not LAUNCHERS.fullmatch(word)][:2]
+        contenders.append(Contender(name, name if named else " ".join(what), words, env=env))
     return contenders
 
 
@@ -373,9 +435,11 @@ def _stamp() -> str:
 
 def _suite_plan(args: argparse.Namespace) -> Plan:
     suite = _suite.load(_suite.find(args.suite, Path.cwd()))
-    workloads = _chosen(suite.workloads, _names(args.workload), "workload", lambda w: w.name)
+    workloads = _chosen(suite.workloads, _names(args.workload, "--workload"), "workload", lambda w: w.name)
+    if not workloads:
+        raise BadSuite(f"{suite.folder / _suite.WORKLOADS} lists no workload")
     notes: list[str] = []
-    named = _names(args.framework)
+    named = _names(args.framework, "--framework")
     frameworks = _chosen(suite.frameworks, named, "framework", lambda f: f.name) if named else suite.frameworks
     contenders, builds = [], []
     for framework in frameworks:
@@ -392,7 +456,7 @@ def _suite_plan(args: argparse.Namespace) -> Plan:
         if framework.build:
             builds.append((contender, framework.build, suite.root))
     names = {c.name for c in contenders}
-    contenders += _against(args.against)
+    contenders += _against(args.against, taken={f.name for f in suite.frameworks})
     reference = suite.reference if suite.reference in names else None
     if reference is None and contenders:
         # Without FastAPI, ratios are to the first framework measured (spikard, for variants).
@@ -502,7 +566,7 @@ def _app_plan(args: argparse.Namespace) -> Plan | None:
         [sys.executable, "-m", "spikard", "run", target, "--port", "{port}", "--no-access-log"],
         stages=True,
     )
-    against = _against(args.against)
+    against = _against(args.against, taken={"app"})
     location, _ = split_target(target)
     stem = Path(location).stem if location.endswith(".py") else location.rsplit(".", 1)[-1]
     return Plan(
@@ -596,8 +660,16 @@ def _report(
     settings: Settings,
     oha: Path,
     started: datetime,
+    interrupted: bool,
 ) -> dict[str, Any]:
     head = _head(plan, argv, started, bench.placement)
+    head["interrupted"] = interrupted
+    if interrupted:
+        # What never had its turn says so, rather than looking measured or failed.
+        for workload, contender in bench.pairs():
+            cell = bench.results.cell(contender.name, workload.name)
+            if not cell.samples and cell.failure is None:
+                cell.failure = "not measured: interrupted before its turn"
     head["versions"]["oha"] = _tools.installed_version(_tools.OHA, oha)
     head["settings"] = {
         "duration_s": settings.duration,
@@ -617,7 +689,8 @@ def _report(
 
 
 def _differing(bench: Bench) -> list[dict[str, Any]]:
-    """The requests the servers answered differently (status, or JSON body)."""
+    """The requests the servers answered differently: another status, or another
+    JSON body for a success (error bodies differ between frameworks by design)."""
     out = []
     for workload in bench.workloads:
         answers = {c.name: bench.answers.get((c.name, workload.name)) for c in bench.contenders}
@@ -625,14 +698,14 @@ def _differing(bench: Bench) -> list[dict[str, Any]]:
         for answer in answers.values():
             if answer is None:
                 continue
-            try:
-                body: Any = json.dumps(json.loads(answer.body), sort_keys=True)
-            except ValueError:
-                body = answer.body
-            seen.add((answer.status, body))
+            body: Any = answer.body
+            with contextlib.suppress(ValueError):
+                body = json.dumps(json.loads(answer.body), sort_keys=True)
+            seen.add((answer.status, body if answer.status < 400 else None))
         if len(seen) > 1:
             out.append(
                 {
+                    "workload": workload.name,
                     "request": workload.probe.label,
                     "answers": {
                         name: {
@@ -646,9 +719,9 @@ def _differing(bench: Bench) -> list[dict[str, Any]]:
     return out
 
 
-def _finish(report: dict[str, Any], plan: Plan, args: argparse.Namespace, old: dict[str, Any] | None) -> None:
+def _finish(report: dict[str, Any], plan: Plan, args: argparse.Namespace, old: dict[str, Any] | None) -> bool:
     """The files first (a long run's figures are never lost to a display error),
-    then the tables."""
+    then the tables; whether the report was written."""
     from spikard_devtools import _compare
 
     comparison, extra_md = None, ""
@@ -670,6 +743,7 @@ def _finish(report: dict[str, Any], plan: Plan, args: argparse.Namespace, old: d
         console.print(f"note: {note}", style="yellow")
     for what, path in files.items():
         console.print(f"{what}: {path}")
+    return "report" in files
 
 
 def _write(report: dict[str, Any], plan: Plan, args: argparse.Namespace, extra_md: str) -> dict[str, Path]:

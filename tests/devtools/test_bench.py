@@ -287,6 +287,10 @@ def test_a_users_app_against_the_fastapi_original_with_answers_compared(tmp_path
         (["--duration", "nan"], "--duration must be at least"),
         (["--compare", "/nonexistent/old.json"], "/nonexistent/old.json"),
         (["--instructions", "--rounds", "3"], "--rounds do not apply"),
+        (["--workload", ","], "names nothing"),
+        (["--framework", ""], "names nothing"),
+        (["--against", "FastAPI=python3 -m uvicorn x:app --port {port}"], "the name 'FastAPI' is taken"),
+        (["--connections", "10000000"], "ulimit -n"),
     ],
 )
 def test_bad_options_are_refused_before_anything_runs(tmp_path, args, said):
@@ -294,6 +298,15 @@ def test_bad_options_are_refused_before_anything_runs(tmp_path, args, said):
     assert result.returncode == 2, result.stderr
     assert said in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_an_out_folder_it_cannot_write_is_refused_before_anything_is_measured(tmp_path):
+    (tmp_path / "file").write_text("")
+    for out in (tmp_path / "file", tmp_path / "file" / "below", Path("/proc/nope")):
+        result = bench(ROOT, "--quick", "--workload", "hello", "--out", str(out), timeout=60)
+        assert result.returncode == 2, result.stderr
+        assert f"--out {out}" in result.stderr
+        assert "Requests per second" not in result.stdout
 
 
 def test_without_oha_it_says_how_to_install_it(tmp_path):
