@@ -107,7 +107,8 @@ def _row(report: dict[str, Any], cell: dict[str, Any]) -> list[str]:
     ratio = s["ratio_to_reference"]
     share = s["share_of_ceiling"]
     latency = [
-        _ms(s["p99_ms_at"][key]) if key in s.get("p99_ms_at", {}) else "—" for key in (f"{load:.0%}" for load in LATENCY_LOADS)
+        _ms(s["p99_ms_at"][key]) if key in s.get("p99_ms_at", {}) else "—"
+        for key in (f"{load:.0%}" for load in LATENCY_LOADS)
     ]
     notes = []
     if s["generator_bound"]:

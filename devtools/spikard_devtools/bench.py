@@ -124,7 +124,8 @@ def _parser() -> argparse.ArgumentParser:
         default=[],
         metavar="COMMAND",
         help="also measure the server this command starts, on the same requests; it must contain {port}, "
-        'e.g. "uvicorn old_app:app --port {port}" (repeatable; with APP, ratios are to the first)',
+        'e.g. "fastapi=uvicorn old_app:app --port {port}" (NAME= names it; leading VAR=value words set its '
+        "environment; repeatable; with APP, ratios are to the first)",
     )
     method = parser.add_argument_group("method (defaults: 3 rounds of 5 s after 1 s of warm-up)")
     method.add_argument("--duration", type=float, metavar="SECONDS", help="each timed run (default: 5)")
