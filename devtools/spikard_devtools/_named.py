@@ -3,6 +3,7 @@ before anything runs, and matched to the route each reaches as the router would.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import re
@@ -10,7 +11,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from spikard_devtools._requests import PATH_PARAMETER, Probe, route_name
+from spikard_devtools._requests import PATH_PARAMETER, Probe, RequestSet, route_name, synthesise
 
 # A path converter's pattern, for matching a named request to its route.
 CONVERTER_PATTERNS = {"int": r"-?\d+", "float": r"-?\d+(?:\.\d+)?", "path": r".+", "uuid": r"[0-9a-fA-F-]{32,36}"}
@@ -18,6 +19,34 @@ CONVERTER_PATTERNS = {"int": r"-?\d+", "float": r"-?\d+(?:\.\d+)?", "path": r".+
 
 class BadRequests(ValueError):
     """A ``--url`` or ``--requests`` entry that cannot be sent; the message says which and why."""
+
+
+def add_arguments(group: argparse._ArgumentGroup) -> None:
+    """``--url`` and ``--requests``, as every command that sends requests to an app
+    takes them."""
+    group.add_argument(
+        "--url",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("METHOD", "PATH"),
+        help="send METHOD PATH (repeatable), e.g. --url GET '/items/1?q=a'",
+    )
+    group.add_argument("--requests", type=Path, metavar="FILE", help="send the requests listed in FILE (JSON)")
+
+
+def from_args(args: argparse.Namespace) -> list[Probe]:
+    """``--url`` and ``--requests``, read (and refused when bad) before anything runs."""
+    named = from_urls(args.url)
+    if args.requests is not None:
+        named += from_file(args.requests)
+    return named
+
+
+def requests_for(named: list[Probe], routes: list[dict[str, Any]]) -> RequestSet:
+    """The named requests matched to their routes or, when none is named, one
+    synthesised for every route."""
+    return RequestSet(assign_routes(named, routes)) if named else synthesise(routes)
 
 
 def from_urls(pairs: list[list[str]]) -> list[Probe]:

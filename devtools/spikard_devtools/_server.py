@@ -1,7 +1,8 @@
-"""Any server started from a command line that names its port (``{port}``): the
-frameworks ``spikard bench`` compares, and the ``--against`` app. Started in a
-session of its own (the terminal's Ctrl-C is for the bench, which stops it), asked
-whether it answers, sent single requests, and stopped with SIGINT."""
+"""The servers the devtools start: any command line that names its port (the
+frameworks ``spikard bench`` compares, the ``--against`` app), and ``spikard run``
+on a socket bound here (each phase of a profile). Started in a session of their own
+(the terminal's Ctrl-C is for the tool, which stops them), asked whether they
+answer, sent single requests, and stopped with SIGINT."""
 
 from __future__ import annotations
 
@@ -11,13 +12,15 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 from spikard_devtools._placement import pinned
 from spikard_devtools._requests import Probe
-from spikard_devtools._served import Answer, NotServing, answers, send
+from spikard_devtools._served import Answer, CpuTimes, NotServing, answers, send, tree
 
 
 def free_port() -> int:
@@ -52,10 +55,15 @@ class CommandServer:
         env: Mapping[str, str] | None = None,
         pin: str | None = None,
         discard_output: bool = False,
+        pass_fds: Sequence[int] = (),
+        signal_group: bool = True,
     ) -> None:
         self.name = name
         self.command = list(command)
         self.port = port
+        # SIGINT to the whole process group (a server's workers too), or to the
+        # process alone (a supervisor that stops its workers itself).
+        self.signal_group = signal_group
         # What it prints, kept to show when it fails (the file goes with this object),
         # unless it would be an access log's worth.
         self._output = None if discard_output else tempfile.TemporaryFile()  # noqa: SIM115
@@ -68,6 +76,7 @@ class CommandServer:
                 stdout=self._output if self._output is not None else subprocess.DEVNULL,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                pass_fds=pass_fds,
                 preexec_fn=_in_child,
             )
         except OSError as error:
@@ -99,11 +108,14 @@ class CommandServer:
         return send(self.port, probe, timeout)
 
     def stop(self, timeout: float = 10.0) -> int:
-        """SIGINT to its process group (a server's workers too); killed if not gone
-        within ``timeout``, or at once on a second Ctrl-C."""
+        """SIGINT (to its process group, or to it alone); killed if not gone within
+        ``timeout``, or at once on a second Ctrl-C."""
         if self.process.poll() is None:
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGINT)
+                if self.signal_group:
+                    os.killpg(self.process.pid, signal.SIGINT)
+                else:
+                    self.process.send_signal(signal.SIGINT)
             try:
                 self.process.wait(timeout)
             except (subprocess.TimeoutExpired, KeyboardInterrupt) as stopped:
@@ -116,3 +128,46 @@ class CommandServer:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.process.pid, signal.SIGKILL)
         return self.process.returncode
+
+
+class ServedApp(CommandServer):
+    """``spikard run APP`` on a socket bound here and passed with ``--fd`` (a
+    connection waits in the backlog until the app accepts it: no port to race for),
+    for one phase of a profile. SIGINT goes to the supervisor alone, which stops its
+    workers and writes ``--stats-file`` at shutdown."""
+
+    def __init__(self, app: str, run_args: list[str], *, pin: str | None = None) -> None:
+        self.app = app
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(2048)
+        fd = self.sock.fileno()
+        command = [sys.executable, "-m", "spikard", "run", app, "--fd", str(fd), *run_args]
+        try:
+            super().__init__(
+                "spikard run", command, self.sock.getsockname()[1], pin=pin, pass_fds=(fd,), signal_group=False
+            )
+        except NotServing:
+            self.sock.close()
+            raise
+
+    def pids(self) -> list[int]:
+        """The server and every process under it (a supervisor's workers)."""
+        return tree(self.process.pid)
+
+    def cpu_times(self) -> CpuTimes:
+        ticks = os.sysconf("SC_CLK_TCK")
+        user = system = 0.0
+        for pid in self.pids():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                user += int(fields[11]) / ticks
+                system += int(fields[12]) / ticks
+        return CpuTimes(user, system)
+
+    def stop(self, timeout: float = 15.0) -> int:
+        try:
+            return super().stop(timeout)
+        finally:
+            self.sock.close()

@@ -25,7 +25,7 @@ from rich.console import Console
 from rich.text import Text
 
 from spikard.loading import split_target
-from spikard_devtools import _bench_report, _checking, _fingerprint, _named, _requests, _routes, _suite, _tools
+from spikard_devtools import _bench_report, _checking, _fingerprint, _named, _routes, _suite, _tools
 from spikard_devtools._bench_results import LATENCY_LOADS, Results
 from spikard_devtools._bench_run import Bench, Contender, Settings
 from spikard_devtools._find import NoApp, find_app, missing_file
@@ -33,7 +33,6 @@ from spikard_devtools._findings import ProbeResult
 from spikard_devtools._named import BadRequests
 from spikard_devtools._placement import Placement
 from spikard_devtools._progress import progress_bar
-from spikard_devtools._requests import Probe
 from spikard_devtools._server import CommandServer
 from spikard_devtools._suite import BadSuite, Expect, Framework, Suite, Workload
 
@@ -108,16 +107,7 @@ def _parser() -> argparse.ArgumentParser:
         "installed); frameworks.json also has spikard variants: spikard-logged, spikard-stats, ...",
     )
     suite.add_argument("--suite", type=Path, metavar="DIR", help="the bench/ folder (default: found from here up)")
-    app = parser.add_argument_group("your app (with APP)")
-    app.add_argument(
-        "--url",
-        nargs=2,
-        action="append",
-        default=[],
-        metavar=("METHOD", "PATH"),
-        help="send METHOD PATH (repeatable); default: one request per route, synthesised from its schemas",
-    )
-    app.add_argument("--requests", type=Path, metavar="FILE", help="send the requests listed in FILE (JSON)")
+    _named.add_arguments(parser.add_argument_group("your app (with APP; default: one request per route, synthesised)"))
     parser.add_argument(
         "--against",
         action="append",
@@ -528,9 +518,7 @@ def _build(plan: Plan) -> None:
 
 
 def _app_plan(args: argparse.Namespace) -> Plan | None:
-    named = _named.from_urls(args.url)
-    if args.requests is not None:
-        named += _named.from_file(args.requests)
+    named = _named.from_args(args)
     target = find_app(args.app, Path.cwd(), "spikard bench")
     if absent := missing_file(target, Path.cwd()):
         raise NoApp(f"no such file: {absent}")
@@ -543,14 +531,9 @@ def _app_plan(args: argparse.Namespace) -> Plan | None:
 
             _console.show_failure(error.failure)
         return None
-    probes: list[Probe]
-    notes = []
-    if named:
-        probes = _named.assign_routes(named, routes)
-    else:
-        found = _requests.synthesise(routes)
-        probes = found.probes
-        notes += [f"{route}: no request synthesised: {why}" for route, why in found.skipped.items()]
+    found = _named.requests_for(named, routes)
+    probes = found.probes
+    notes = [f"{route}: no request synthesised: {why}" for route, why in found.skipped.items()]
     if not probes:
         raise BadRequests("no request to send: name some with --url or --requests")
     # The user's requests name no expected answer: each server is held to the

@@ -40,8 +40,9 @@ from spikard_devtools._load import Load, LoadFailed
 from spikard_devtools._named import BadRequests
 from spikard_devtools._placement import Placement
 from spikard_devtools._progress import progress_bar, ticker
-from spikard_devtools._requests import Probe, RequestSet
-from spikard_devtools._served import NotServing, ServedApp
+from spikard_devtools._requests import Probe
+from spikard_devtools._served import NotServing
+from spikard_devtools._server import ServedApp
 
 DESCRIPTION = """\
 Profile an app under load. Phase 1 (stages): every request is driven with oha
@@ -89,16 +90,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="APP",
         help=f"path/app.py[:attr] or package.module[:attr] (default: the first of {', '.join(CANDIDATES)})",
     )
-    which = parser.add_argument_group("which requests (default: one per route, synthesised)")
-    which.add_argument(
-        "--url",
-        nargs=2,
-        action="append",
-        default=[],
-        metavar=("METHOD", "PATH"),
-        help="send METHOD PATH (repeatable), e.g. --url GET '/items/1?q=a'",
-    )
-    which.add_argument("--requests", type=Path, metavar="FILE", help="send the requests listed in FILE (JSON)")
+    _named.add_arguments(parser.add_argument_group("which requests (default: one per route, synthesised)"))
     load = parser.add_argument_group("load")
     load.add_argument(
         "--duration",
@@ -163,7 +155,7 @@ def _main(argv: list[str]) -> int:
         err.print(f"spikard profile: {problem}", style="red")
         return USAGE
     try:
-        named = _named_requests(args)
+        named = _named.from_args(args)
         target = find_app(args.app, Path.cwd(), "spikard profile")
     except (BadRequests, NoApp) as error:
         err.print(f"spikard profile: {error}", style="red")
@@ -184,7 +176,7 @@ def _main(argv: list[str]) -> int:
     described = _describe(target)
     if described is None:
         return FAILED
-    found = RequestSet(_named.assign_routes(named, described)) if named else _requests.synthesise(described)
+    found = _named.requests_for(named, described)
     if not found.probes:
         err.print("spikard profile: no request to send (the app has no routes spikard can synthesise)", style="red")
         for route, why in found.skipped.items():
@@ -197,14 +189,6 @@ def _main(argv: list[str]) -> int:
     profile.results = [ProbeResult(probe) for probe in found.probes]
     profile.versions = _versions(oha)
     return _run(profile, oha)
-
-
-def _named_requests(args: argparse.Namespace) -> list[Probe]:
-    """``--url`` and ``--requests``, read (and refused when bad) before anything runs."""
-    named = _named.from_urls(args.url)
-    if args.requests is not None:
-        named += _named.from_file(args.requests)
-    return named
 
 
 def _check(args: argparse.Namespace) -> str | None:
