@@ -10,6 +10,7 @@ import os
 import re
 import signal
 import socket
+import struct
 import subprocess
 import time
 from pathlib import Path
@@ -326,8 +327,17 @@ def test_keep_alive_and_header_read_timeouts_reach_the_runtime(spikard_server):
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
         sock.sendall(b"GET /who HTTP/1.1\r\n")  # a head that never ends
         started = time.monotonic()
-        assert sock.recv(65536) == b""
+        answer = sock.recv(65536)
+        assert answer.startswith(b"HTTP/1.1 408 Request Timeout\r\n"), answer
+        assert b"application/problem+json" in answer
         assert 0.8 < time.monotonic() - started < 4
+        assert sock.recv(65536) == b""  # and the server closes
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        started = time.monotonic()
+        assert sock.recv(65536) == b""  # not a byte sent: closed without an answer
+        assert 0.8 < time.monotonic() - started < 4
+    logged = [(m["target"], m["status"]) for m in access_lines(server) if m["target"] == "/who"]
+    assert logged == [("/who", "200"), ("/who", "408")]
 
 
 def test_a_stalled_body_gets_408(spikard_server):
@@ -347,6 +357,9 @@ def test_a_client_that_leaves_is_logged_with_499(spikard_server):
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
         sock.sendall(b"GET /slow?seconds=1 HTTP/1.1\r\nHost: t\r\n\r\n")
         time.sleep(0.3)
+        # Gone for good (a reset): a client that only shuts down its sending side
+        # still reads, and gets its answer (tests/test_hostile.py).
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     wait_until(lambda: any(m["status"] == "499" for m in access_lines(server)), what="a 499 line")
     assert [m["target"] for m in access_lines(server) if m["status"] == "499"] == ["/slow?seconds=1"]
 

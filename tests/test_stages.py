@@ -8,6 +8,7 @@ import json
 import re
 import socket
 import statistics
+import struct
 import time
 
 import httpx
@@ -170,6 +171,7 @@ def test_a_client_that_leaves_a_suspended_handler_is_counted_as_499(spikard_serv
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
         sock.sendall(b"GET /sleep?ms=500 HTTP/1.1\r\nHost: x\r\n\r\n")
         time.sleep(0.1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # gone: a reset
     route = wait_until(
         lambda: route_stats(server)["GET /sleep"]["statuses"]["4xx"] == 1 and route_stats(server), what="the 499"
     )

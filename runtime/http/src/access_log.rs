@@ -47,11 +47,11 @@ impl AccessRecord {
         }
         // Hundredths of a millisecond, rounded, in integers: cheaper than a float.
         let hundredths = (self.duration.as_micros() + 5) / 10;
+        let _ = write!(out, " - \"{} ", self.method);
+        push_escaped(out, &self.target);
         let _ = write!(
             out,
-            " - \"{} {} {}\" {}{} {}.{:02}ms",
-            self.method,
-            self.target,
+            " {}\" {}{} {}.{:02}ms",
             self.version_str(),
             self.status,
             if self.cut { " cut" } else { "" },
@@ -72,6 +72,28 @@ impl AccessRecord {
             Version::HTTP_2 => "HTTP/2",
             Version::HTTP_3 => "HTTP/3",
             _ => "HTTP/1.1",
+        }
+    }
+}
+
+/// Appends `text` as a log field can hold it whatever a client sent: `"` and
+/// `\` behind a backslash, and control bytes, DEL and bytes past ASCII as
+/// `\xHH` (as nginx writes them), so that a target cannot end its field, forge
+/// a line, or send escape sequences to a terminal.
+pub fn push_escaped(out: &mut String, text: &str) {
+    let plain = |b: u8| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\';
+    if text.bytes().all(plain) {
+        out.push_str(text);
+        return;
+    }
+    for b in text.bytes() {
+        match b {
+            b'"' => out.push_str("\\\""),
+            b'\\' => out.push_str("\\\\"),
+            b if plain(b) => out.push(b as char),
+            b => {
+                let _ = write!(out, "\\x{b:02X}");
+            }
         }
     }
 }
@@ -168,6 +190,18 @@ mod tests {
              203.0.113.7 - \"GET /items?q=1 HTTP/1.1\" 404 1.23ms\n\
              [::1]:5000 - \"GET / HTTP/1.1\" 200 0.01ms\n\
              - - \"GET /big HTTP/1.1\" 200 cut 2000.00ms\n"
+        );
+    }
+
+    #[test]
+    fn fields_cannot_end_their_quotes_or_forge_lines() {
+        let mut out = String::new();
+        let mut forged = record(200);
+        forged.target = "/a\" 200 1ms\n1.2.3.4 - \"GET /\\x\u{1b}[31m\u{e9}".into();
+        forged.write_line(&mut out);
+        assert_eq!(
+            out,
+            "- - \"GET /a\\\" 200 1ms\\x0A1.2.3.4 - \\\"GET /\\\\x\\x1B[31m\\xC3\\xA9 HTTP/1.1\" 200 0.01ms\n"
         );
     }
 }

@@ -22,10 +22,13 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use std::future::Future;
+
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::Notify;
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 
+use crate::refusal::{self, Refused, LINE_KEPT, LINGER};
 use crate::stages;
 
 /// What an HTTP/2 connection begins with.
@@ -88,6 +91,11 @@ pub struct Activity {
     request_begun: Notify,
     draining: AtomicBool,
     http2: AtomicBool,
+    /// The watchdog found the request head late: answer 408 and close.
+    head_late: AtomicBool,
+    /// A request refused before any route saw it, and how long its head had
+    /// been arriving, for the access log.
+    refused: Mutex<Option<(Refused, Duration)>>,
 }
 
 /// Held by a request while it is served, and then by its response body while
@@ -182,6 +190,8 @@ impl Activity {
             request_begun: Notify::new(),
             draining: AtomicBool::new(false),
             http2: AtomicBool::new(false),
+            head_late: AtomicBool::new(false),
+            refused: Mutex::new(None),
         })
     }
 
@@ -305,6 +315,17 @@ impl Activity {
     pub fn begun(&self) -> usize {
         self.begun.load(Ordering::Relaxed)
     }
+
+    /// The request head took too long: the connection answers 408 (when any
+    /// of the head arrived) and closes, the next time it is polled.
+    pub fn expire_head(&self) {
+        self.head_late.store(true, Ordering::Relaxed);
+    }
+
+    /// The request the runtime refused on this connection, if it did.
+    pub fn take_refused(&self) -> Option<(Refused, Duration)> {
+        lock(&self.refused).take()
+    }
 }
 
 impl Drop for Activity {
@@ -320,15 +341,122 @@ impl Drop for Activity {
 pub struct Watched<S> {
     inner: S,
     activity: Arc<Activity>,
-    first_read: bool,
+    /// How much of the HTTP/2 preface the first bytes matched so far
+    /// ([`PREFACE_DECIDED`] once they have shown whether it is there): a
+    /// client may send it over several writes.
+    preface_matched: usize,
+    /// The first line of the HTTP/1 request head being read, for a refusal;
+    /// `line_of` is the request count it was begun at (a head read later
+    /// than that, while a request was served, is not kept).
+    line: Vec<u8>,
+    line_of: usize,
+    line_done: bool,
+    max_head_size: usize,
+    /// An answer of the runtime's own being written in place of hyper's.
+    refusing: Option<Refusing>,
+    /// The client ended its side (HTTP/1) while a request was served.
+    ended: bool,
 }
+
+/// A refusal on its way out: the answer, then the end of this side, then the
+/// client's bytes read and dropped until it ends or [`LINGER`] passes.
+struct Refusing {
+    answer: Vec<u8>,
+    written: usize,
+    lingering: Option<Pin<Box<Sleep>>>,
+    done: bool,
+}
+
+/// The first bytes have shown whether the connection began with the preface.
+const PREFACE_DECIDED: usize = usize::MAX;
 
 impl<S> Watched<S> {
     pub fn new(inner: S, activity: Arc<Activity>) -> Self {
         Watched {
             inner,
             activity,
-            first_read: true,
+            preface_matched: 0,
+            line: Vec::new(),
+            line_of: 0,
+            line_done: false,
+            max_head_size: crate::server::DEFAULT_MAX_HEAD_SIZE,
+            refusing: None,
+            ended: false,
+        }
+    }
+
+    /// The bound on a request head that a 431 names.
+    pub fn with_max_head_size(mut self, max_head_size: usize) -> Self {
+        self.max_head_size = max_head_size;
+        self
+    }
+
+    /// Keeps the start of an HTTP/1 request head's first line.
+    fn keep_line(&mut self, arrived: &[u8]) {
+        let begun = self.activity.begun.load(Ordering::Relaxed);
+        if begun != self.line_of {
+            self.line_of = begun;
+            self.line.clear();
+            self.line_done = false;
+        }
+        if self.line_done {
+            return;
+        }
+        let room = LINE_KEPT - self.line.len();
+        let (take, done) = match arrived.iter().position(|&b| b == b'\n') {
+            Some(end) => (end.min(room), true),
+            None => (arrived.len().min(room), arrived.len() >= room),
+        };
+        self.line.extend_from_slice(&arrived[..take]);
+        self.line_done = done;
+    }
+
+    /// The first line of the head being read, if it is the current request's.
+    fn current_line(&self) -> &[u8] {
+        if self.line_of == self.activity.begun.load(Ordering::Relaxed) {
+            &self.line
+        } else {
+            &[]
+        }
+    }
+
+    /// Whether `written`, the start of a write, is hyper's own answer to a head
+    /// it could not parse (written while no request is served, and nothing
+    /// else is waiting to be flushed).
+    fn hyper_refused(&self, written: &[u8]) -> Option<http::StatusCode> {
+        let activity = &self.activity;
+        if activity.http2.load(Ordering::Relaxed)
+            || activity.requests.load(Ordering::Relaxed) != 0
+            || activity.unflushed.load(Ordering::Relaxed)
+        {
+            return None;
+        }
+        refusal::hyper_answer(written)
+    }
+
+    fn begin_refusal(&mut self, refused: Refused) {
+        let answer = refused.answer(self.max_head_size);
+        let took = self.activity.since().elapsed();
+        *lock(&self.activity.refused) = Some((refused, took));
+        self.refusing = Some(Refusing {
+            answer,
+            written: 0,
+            lingering: None,
+            done: false,
+        });
+    }
+
+    /// Matches `arrived` against what is left of the preface.
+    fn look_for_preface(&mut self, arrived: &[u8]) {
+        let left = &H2_PREFACE[self.preface_matched..];
+        let n = left.len().min(arrived.len());
+        if arrived[..n] != left[..n] {
+            self.preface_matched = PREFACE_DECIDED;
+        } else if n == left.len() {
+            self.preface_matched = PREFACE_DECIDED;
+            self.activity.http2.store(true, Ordering::Relaxed);
+        } else {
+            self.preface_matched += n;
         }
     }
 
@@ -342,33 +470,140 @@ impl<S> Watched<S> {
     }
 }
 
-impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
+impl<S: AsyncRead + AsyncWrite + Unpin> Watched<S> {
+    /// Writes the refusal, ends this side, and lingers; ready when done (or
+    /// when the client is gone).
+    fn drive_refusal(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let Watched {
+            inner, refusing, ..
+        } = self;
+        let Some(refusing) = refusing.as_mut() else {
+            return Poll::Ready(());
+        };
+        while !refusing.done && refusing.written < refusing.answer.len() {
+            match Pin::new(&mut *inner).poll_write(cx, &refusing.answer[refusing.written..]) {
+                Poll::Ready(Ok(n)) if n > 0 => refusing.written += n,
+                Poll::Ready(_) => refusing.done = true,
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        if refusing.done {
+            return Poll::Ready(());
+        }
+        if refusing.lingering.is_none() {
+            if Pin::new(&mut *inner).poll_shutdown(cx).is_pending() {
+                return Poll::Pending;
+            }
+            refusing.lingering = Some(Box::pin(tokio::time::sleep(LINGER)));
+        }
+        let mut scratch = [0u8; 4096];
+        loop {
+            let mut dropped = ReadBuf::new(&mut scratch);
+            match Pin::new(&mut *inner).poll_read(cx, &mut dropped) {
+                Poll::Ready(Ok(())) if !dropped.filled().is_empty() => continue,
+                Poll::Ready(_) => break,
+                Poll::Pending => {
+                    let lingering = refusing.lingering.as_mut().expect("set above");
+                    if lingering.as_mut().poll(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                    break;
+                }
+            }
+        }
+        refusing.done = true;
+        Poll::Ready(())
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Watched<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
+        if self.refusing.is_none() && self.activity.head_late.load(Ordering::Relaxed) {
+            if self.current_line().is_empty() {
+                // Not a byte of a request arrived: nothing to answer.
+                return Poll::Ready(Ok(()));
+            }
+            let refused = Refused::late(self.current_line());
+            self.begin_refusal(refused);
+        }
+        if self.refusing.is_some() {
+            // hyper reads the end of the connection once the answer is out.
+            return self.drive_refusal(cx).map(Ok);
+        }
+        if self.ended {
+            return self.end_after_answers();
+        }
         let before = buf.filled().len();
         let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            if self.first_read {
-                self.first_read = false;
-                if buf.filled()[before..].starts_with(H2_PREFACE) {
-                    self.activity.http2.store(true, Ordering::Relaxed);
-                }
+        if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() == before {
+            // The client ended its side. One that only shut down its sending
+            // side after its request (`nc -N`, some proxies) still reads: its
+            // answers are written before hyper learns of the end (hyper would
+            // take it for a client gone and drop the request). A client gone
+            // for good is seen by the reset its kernel sends, a read error.
+            if !self.activity.http2.load(Ordering::Relaxed) {
+                self.ended = true;
+                return self.end_after_answers();
             }
-            self.activity.bytes_arrived();
+        }
+        if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            let this = &mut *self;
+            let arrived = &buf.filled()[before..];
+            if this.preface_matched != PREFACE_DECIDED {
+                this.look_for_preface(arrived);
+            }
+            this.activity.bytes_arrived();
+            if this.activity.phase.load(Ordering::Relaxed) == READING_HEAD
+                && !this.activity.http2.load(Ordering::Relaxed)
+            {
+                this.keep_line(arrived);
+            }
         }
         polled
     }
 }
 
-impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
+impl<S: AsyncRead + AsyncWrite + Unpin> Watched<S> {
+    /// hyper's bytes, `len` of them, when they are its own refusal or come
+    /// after one: swallowed (reported written), the runtime's answer going out
+    /// instead. `None` for every other write.
+    fn swallowed(&mut self, cx: &mut Context<'_>, first: &[u8], len: usize) -> Option<usize> {
+        if self.refusing.is_none() {
+            let status = self.hyper_refused(first)?;
+            let refused = Refused::by_hyper(status, self.current_line());
+            self.begin_refusal(refused);
+        }
+        // Pending or not: hyper flushes next, which waits for it.
+        let _ = self.drive_refusal(cx);
+        Some(len)
+    }
+}
+
+impl<S> Watched<S> {
+    /// The end of the client's side, once no request is served: hyper then
+    /// closes. Until then hyper is not told (it is woken by its answers).
+    fn end_after_answers(&self) -> Poll<io::Result<()>> {
+        if self.activity.requests.load(Ordering::Relaxed) & SERVED_MASK == 0 {
+            Poll::Ready(Ok(()))
+        } else {
+            Poll::Pending
+        }
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Watched<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
+        if let Some(len) = self.swallowed(cx, buf, buf.len()) {
+            return Poll::Ready(Ok(len));
+        }
         let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
         self.wrote(&polled);
         polled
@@ -379,6 +614,14 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
+        let first = bufs
+            .iter()
+            .find(|b| !b.is_empty())
+            .map_or(&[][..], |b| &b[..]);
+        let len = bufs.iter().map(|b| b.len()).sum();
+        if let Some(len) = self.swallowed(cx, first, len) {
+            return Poll::Ready(Ok(len));
+        }
         let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
         self.wrote(&polled);
         polled
@@ -389,6 +632,9 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.refusing.is_some() {
+            return self.drive_refusal(cx).map(Ok);
+        }
         let polled = Pin::new(&mut self.inner).poll_flush(cx);
         if matches!(polled, Poll::Ready(Ok(()))) {
             self.activity.flushed();
@@ -397,6 +643,9 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.refusing.is_some() {
+            return self.drive_refusal(cx).map(Ok);
+        }
         Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
@@ -404,6 +653,29 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[tokio::test]
+    async fn a_preface_split_over_several_reads_is_still_http2() {
+        for (pieces, http2) in [
+            (vec![&b"PRI * HTTP/2.0\r\n\r\nSM"[..]], true),
+            (vec![&b"P"[..], b"RI * HT", b"TP/2.0\r\n"], true),
+            (vec![&b"PRI * HTTP/1.1\r\n"[..]], false),
+            (vec![&b"PR"[..], b"X"], false),
+            (vec![&b"GET / HTTP/1.1\r\n"[..], b"PRI * HTTP/2.0"], false),
+        ] {
+            let (mut client, server) = tokio::io::duplex(64);
+            let activity = Activity::new();
+            let mut watched = Watched::new(server, activity.clone());
+            let mut buf = [0u8; 64];
+            for piece in &pieces {
+                client.write_all(piece).await.unwrap();
+                let n = watched.read(&mut buf).await.unwrap();
+                assert_eq!(n, piece.len());
+            }
+            assert_eq!(activity.http2(), http2, "{pieces:?}");
+        }
+    }
 
     #[test]
     fn parked_responses_learn_whether_they_were_flushed() {

@@ -15,11 +15,13 @@ use http::{Method, Request, Response, StatusCode};
 
 use crate::access_log::{AccessLog, AccessRecord};
 use crate::body;
+use crate::conformance::{self, Target};
 use crate::framing;
 use crate::handler::{Fallback, HandlerFuture, InvalidRequest, RequestData, ResponseBody};
 use crate::notice::Notice;
 use crate::params::{self, RawInputs};
 use crate::problem::{allow_list, Problem};
+use crate::refusal::Refused;
 use crate::remote::{ProxyTrust, Remote};
 use crate::router::{Lookup, Router};
 use crate::stages::{self, Stage, StageTimes};
@@ -208,6 +210,25 @@ impl App {
     }
 
     /// Requests being answered right now.
+    /// Logs a request the runtime refused before any route saw it (see
+    /// [`crate::refusal`]).
+    pub fn refused(&self, peer: Option<SocketAddr>, refused: &Refused, took: Duration) {
+        let Some(log) = &self.access_log else {
+            return;
+        };
+        let (method, target, version) = refused.request_line();
+        log.record(AccessRecord {
+            client: Remote::direct(peer).client,
+            method,
+            target,
+            version,
+            status: refused.status.as_u16(),
+            cut: false,
+            duration: took,
+            stages: None,
+        });
+    }
+
     pub fn in_flight(&self) -> usize {
         self.in_flight.load(Ordering::Relaxed)
     }
@@ -224,7 +245,7 @@ impl App {
         began: Option<u64>,
     ) -> (Response<ResponseBody>, Exchange)
     where
-        B: http_body::Body<Data = Bytes>,
+        B: http_body::Body<Data = Bytes> + Unpin + Send + 'static,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         let remote = match &self.config.proxy {
@@ -281,9 +302,21 @@ impl App {
         timing: &mut Timing<'_>,
     ) -> Response<ResponseBody>
     where
-        B: http_body::Body<Data = Bytes>,
+        B: http_body::Body<Data = Bytes> + Unpin + Send + 'static,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
+        let mut request = request;
+        match conformance::check(&mut request) {
+            Ok(Target::Path) => {}
+            Ok(Target::Server) => {
+                timing.lap(Stage::Parse);
+                return options_response(&self.router.methods());
+            }
+            Err(problem) => {
+                timing.lap(Stage::Parse);
+                return problem.into_response();
+            }
+        }
         let (head, body) = request.into_parts();
         let (route, path_values) = match self.router.lookup(&head.method, head.uri.path()) {
             Lookup::Found { route, path_values } => (route, path_values),
@@ -336,6 +369,7 @@ impl App {
             }
         };
         let mut errors = Vec::new();
+        let mut omitted = 0;
         let mut args = Vec::with_capacity(route.params.len());
         {
             // After the body, so that what was found is not held while it arrives.
@@ -349,9 +383,9 @@ impl App {
             if route.params.is_empty() && route.body.is_none() {
                 timing.skip(Stage::Validate);
             } else {
-                params::validate(&route.params, found, &mut args, &mut errors);
+                omitted += params::validate(&route.params, found, &mut args, &mut errors);
                 if let Some(spec) = &route.body {
-                    spec.validate(body.as_ref(), &mut errors);
+                    omitted += spec.validate(body.as_ref(), &mut errors);
                 }
                 timing.lap(Stage::Validate);
             }
@@ -367,7 +401,7 @@ impl App {
             };
             return match route.handler.invalid(invalid) {
                 Ok(answer) => self.answer(answer, timing).await,
-                Err(errors) => Problem::validation(errors).into_response(),
+                Err(errors) => Problem::validation(errors, omitted).into_response(),
             };
         }
         let path_params = if route.wants_request {
@@ -522,7 +556,10 @@ mod tests {
     }
 
     async fn call(app: &Arc<App>, path: &str) -> (StatusCode, Value) {
-        let request = Request::get(path).body(Full::new(Bytes::new())).unwrap();
+        let request = Request::get(path)
+            .header(http::header::HOST, "test")
+            .body(Full::new(Bytes::new()))
+            .unwrap();
         let (response, _) = app.clone().handle(request, None, None).await;
         let status = response.status();
         let bytes = response.into_body().collect().await.unwrap().to_bytes();

@@ -1,7 +1,7 @@
 //! JSON request bodies: media type, size limit, parsing and validation.
 
 use bytes::Bytes;
-use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE, EXPECT};
 use http::HeaderMap;
 use std::time::Duration;
 
@@ -58,15 +58,11 @@ impl CompiledBody {
         stall: Option<Duration>,
     ) -> Result<Option<JsonBody>, Problem>
     where
-        B: http_body::Body<Data = Bytes>,
+        B: http_body::Body<Data = Bytes> + Unpin + Send + 'static,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         check_media_type(headers)?;
-        if declared_length(headers).is_some_and(|len| len > limit.saturating_add(DRAIN_MAX_BYTES)) {
-            // Too large to be worth reading: answer at once and close.
-            return Err(Problem::payload_too_large(limit).closing());
-        }
-        let bytes = read_limited(body, limit, stall).await?;
+        let bytes = read_limited(headers, body, limit, stall).await?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(None);
         }
@@ -76,13 +72,18 @@ impl CompiledBody {
     }
 
     /// The validate pass: a required body was sent, and what was sent
-    /// satisfies the schema; errors are appended to `errors`.
-    pub fn validate(&self, body: Option<&Value>, errors: &mut Vec<FieldError>) {
+    /// satisfies the schema; errors are appended to `errors` (see
+    /// [`Schema::check`](crate::validation::Schema::check)), and how many more
+    /// were not is returned.
+    pub fn validate(&self, body: Option<&Value>, errors: &mut Vec<FieldError>) -> usize {
         let loc = [LocSegment::Key("body".into())];
         match (body, &self.schema) {
-            (None, _) if self.required => errors.push(FieldError::missing(loc.to_vec())),
+            (None, _) if self.required => {
+                errors.push(FieldError::missing(loc.to_vec()));
+                0
+            }
             (Some(value), Some(schema)) => schema.check(value, &loc, errors),
-            _ => {}
+            _ => 0,
         }
     }
 }
@@ -96,30 +97,35 @@ pub(crate) async fn read_raw<B>(
     stall: Option<Duration>,
 ) -> Result<Bytes, Problem>
 where
-    B: http_body::Body<Data = Bytes>,
+    B: http_body::Body<Data = Bytes> + Unpin + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    if declared_length(headers).is_some_and(|len| len > limit.saturating_add(DRAIN_MAX_BYTES)) {
-        return Err(Problem::payload_too_large(limit).closing());
-    }
-    read_limited(body, limit, stall).await
+    read_limited(headers, body, limit, stall).await
 }
 
-/// How much of an oversized body is read and thrown away before answering 413,
-/// so that a client which sends its whole body before reading the answer gets
-/// the 413 rather than a reset connection.
+/// How much of an oversized body is read and thrown away after answering 413,
+/// and for how long, so that a client which sends its whole body before reading
+/// the answer gets the 413 rather than a reset connection.
 const DRAIN_MAX_BYTES: usize = 64 * 1024 * 1024;
 const DRAIN_MAX_TIME: Duration = Duration::from_secs(3);
 
-/// Collects the body, up to `limit` bytes. A client that stops sending for
-/// `stall` gets 408 and the connection is closed: it would otherwise hold its
-/// connection, and a handler, for ever.
-async fn read_limited<B>(body: B, limit: usize, stall: Option<Duration>) -> Result<Bytes, Problem>
+/// Collects the body, up to `limit` bytes: one whose `Content-Length` is over
+/// it is refused before any of it is read, and a chunked one when it passes it.
+/// A client that stops sending for `stall` gets 408 and the connection is
+/// closed: it would otherwise hold its connection, and a handler, for ever.
+async fn read_limited<B>(
+    headers: &HeaderMap,
+    mut body: B,
+    limit: usize,
+    stall: Option<Duration>,
+) -> Result<Bytes, Problem>
 where
-    B: http_body::Body<Data = Bytes>,
+    B: http_body::Body<Data = Bytes> + Unpin + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let mut body = std::pin::pin!(body);
+    if declared_length(headers).is_some_and(|len| len > limit) {
+        return Err(too_large(headers, body, limit));
+    }
     let mut first: Option<Bytes> = None;
     let mut rest: Vec<u8> = Vec::new();
     let mut total = 0usize;
@@ -145,8 +151,7 @@ where
         };
         total += chunk.len();
         if total > limit {
-            drain(body).await;
-            return Err(Problem::payload_too_large(limit).closing());
+            return Err(too_large(headers, body, limit));
         }
         match &first {
             // Most bodies arrive in one chunk: keep it without copying.
@@ -166,10 +171,29 @@ where
     })
 }
 
-/// Reads and discards what is left of a body, within a bound of bytes and time.
-async fn drain<B>(mut body: std::pin::Pin<&mut B>)
+/// 413, answered at once, and the connection closes after it. The rest of the
+/// body is read and thrown away meanwhile (within bounds), so that a client
+/// sending all of it before reading gets the answer rather than a reset. A
+/// client that asked `Expect: 100-continue` was sent no `100 Continue` (hyper
+/// sends it only when the body is read) and sends nothing more: its body is
+/// dropped unread.
+fn too_large<B>(headers: &HeaderMap, body: B, limit: usize) -> Problem
 where
-    B: http_body::Body<Data = Bytes>,
+    B: http_body::Body<Data = Bytes> + Unpin + Send + 'static,
+{
+    let waits_for_continue = headers
+        .get(EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    if !waits_for_continue {
+        tokio::spawn(drain(body));
+    }
+    Problem::payload_too_large(limit).closing()
+}
+
+/// Reads and discards what is left of a body, within a bound of bytes and time.
+async fn drain<B>(mut body: B)
+where
+    B: http_body::Body<Data = Bytes> + Unpin,
 {
     let mut left = DRAIN_MAX_BYTES;
     let _ = tokio::time::timeout(DRAIN_MAX_TIME, async {

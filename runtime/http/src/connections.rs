@@ -31,11 +31,15 @@ use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
 
 use crate::activity::{Activity, Phase};
+use crate::refusal::LINGER;
 use crate::watchdog::{Expired, Timeouts, Watch};
 
 /// How long a connection between requests at shutdown may take to begin its
 /// next (or first) one.
 pub const NEXT_REQUEST_GRACE: Duration = Duration::from_millis(1000);
+
+/// How long a 408 may take to be written, beyond the lingering after it.
+const HEAD_ANSWER_GRACE: Duration = Duration::from_secs(1);
 
 /// How long an idle connection told to close may take to do so (an HTTP/2
 /// client answering the server's last ping) before it is dropped.
@@ -169,6 +173,12 @@ impl Connections {
                 }
             }
         };
+        if expired == Some(Expired::Head) && !activity.http2() {
+            // The client gets its 408 (if any of the head arrived) and a
+            // moment to read it before the connection is dropped.
+            activity.expire_head();
+            let _ = tokio::time::timeout(LINGER + HEAD_ANSWER_GRACE, connection.as_mut()).await;
+        }
         if expired == Some(Expired::Idle) {
             // Between requests: hyper closes at once (or, on HTTP/2, tells the
             // client to go away and finishes what is open). Nothing written is

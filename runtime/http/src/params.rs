@@ -169,16 +169,18 @@ pub(crate) fn extract<'a>(params: &[CompiledParam], inputs: &RawInputs<'a>) -> V
 
 /// The validate pass: coerces and checks what [`extract`] found, one argument
 /// per parameter; `None` marks an optional parameter that was not sent (the
-/// binding applies its default).
+/// binding applies its default). Returns how many errors a schema found but did
+/// not list (see [`Schema::check`](crate::validation::Schema::check)).
 pub(crate) fn validate(
     params: &[CompiledParam],
     found: Vec<Found<'_>>,
     args: &mut Vec<Option<Value>>,
     errors: &mut Vec<FieldError>,
-) {
+) -> usize {
+    let mut omitted = 0;
     for (param, found) in params.iter().zip(found) {
         let value = match found {
-            Found::Texts(raw) => read_param(param, raw, errors),
+            Found::Texts(raw) => read_param(param, raw, errors, &mut omitted),
             Found::Undecodable(segment) => {
                 errors.push(FieldError {
                     loc: param.loc.to_vec(),
@@ -191,6 +193,7 @@ pub(crate) fn validate(
         };
         args.push(value);
     }
+    omitted
 }
 
 fn cookie_values<'h>(headers: &'h HeaderMap, name: &str) -> Vec<Cow<'h, str>> {
@@ -213,6 +216,7 @@ fn read_param(
     param: &CompiledParam,
     raw: Vec<Cow<'_, str>>,
     errors: &mut Vec<FieldError>,
+    omitted: &mut usize,
 ) -> Option<Value> {
     if raw.is_empty() {
         if param.spec.required {
@@ -241,7 +245,7 @@ fn read_param(
         return None;
     }
     if let Some(schema) = &param.schema {
-        schema.check(&value, &param.loc, errors);
+        *omitted += schema.check(&value, &param.loc, errors);
     }
     Some(value)
 }

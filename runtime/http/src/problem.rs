@@ -157,10 +157,21 @@ impl Problem {
         Problem::new(StatusCode::BAD_REQUEST, detail.into())
     }
 
-    /// 422 with every failing field listed at once.
-    pub fn validation(errors: Vec<FieldError>) -> Self {
-        let detail = match errors.len() {
+    /// 422 with every failing field listed at once, up to
+    /// [`MAX_ERRORS`](crate::validation::MAX_ERRORS); `omitted` more were
+    /// found but not listed (the detail gives the total).
+    pub fn validation(mut errors: Vec<FieldError>, omitted: usize) -> Self {
+        let limit = crate::validation::MAX_ERRORS;
+        let total = errors.len() + omitted;
+        errors.truncate(limit);
+        let detail = match total {
             1 => "1 validation error".to_owned(),
+            n if n > errors.len() => {
+                format!(
+                    "{n} validation errors (the first {} are listed)",
+                    errors.len()
+                )
+            }
             n => format!("{n} validation errors"),
         };
         Problem {
@@ -189,7 +200,8 @@ impl Problem {
         self.detail.as_deref()
     }
 
-    pub fn into_response(self) -> Response<ResponseBody> {
+    /// The JSON document.
+    pub fn body(&self) -> Vec<u8> {
         let body = ProblemBody {
             kind: "about:blank",
             title: self.status.canonical_reason().unwrap_or("Error"),
@@ -198,7 +210,11 @@ impl Problem {
             errors: &self.errors,
         };
         // Serialising plain strings, numbers and JSON values cannot fail.
-        let bytes = serde_json::to_vec(&body).unwrap_or_default();
+        serde_json::to_vec(&body).unwrap_or_default()
+    }
+
+    pub fn into_response(self) -> Response<ResponseBody> {
+        let bytes = self.body();
         let mut response = Response::new(ResponseBody::new(Bytes::from(bytes)));
         *response.status_mut() = self.status;
         let headers = response.headers_mut();
@@ -231,7 +247,7 @@ mod tests {
                 input: Some(Value::from("x")),
             },
         ];
-        let response = Problem::validation(errors).into_response();
+        let response = Problem::validation(errors, 0).into_response();
         assert_eq!(response.status(), 422);
         assert_eq!(response.headers()[CONTENT_TYPE], PROBLEM_JSON);
         let json = body_json(response).await;

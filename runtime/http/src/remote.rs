@@ -182,7 +182,7 @@ impl ProxyTrust {
         let protos = list_values(headers, &X_FORWARDED_PROTO);
         let chosen = self.client_index(&hosts);
         if let Some(i) = chosen {
-            remote.client = Some(ClientAddr::Named(hosts[i].as_str().into()));
+            remote.client = Some(ClientAddr::Named(client_host(&hosts[i])));
         }
         // Each proxy may append the scheme it received: the one beside the
         // client is the client's; when the lists do not line up, the last.
@@ -208,13 +208,35 @@ impl ProxyTrust {
             .collect();
         if let Some(i) = self.client_index(&hosts) {
             if elements[i].client.is_some() {
-                remote.client = Some(ClientAddr::Named(hosts[i].into()));
+                remote.client = Some(ClientAddr::Named(client_host(hosts[i])));
             }
             if let Some(scheme) = elements[i].proto.as_deref().and_then(Scheme::parse) {
                 remote.scheme = scheme;
             }
         }
         remote
+    }
+}
+
+/// The client a proxy named, as the application and the log see it: an IP
+/// address (written canonically, without a port), `unknown`, or an RFC 7239
+/// obfuscated identifier (`_hidden`). Anything else (a name, a path, bytes a
+/// client forged into the header) is `unknown`: it would otherwise reach
+/// `request.client` and the access log as it was sent.
+fn client_host(item: &str) -> Arc<str> {
+    let host = node_host(item);
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return canonical(ip).to_string().into();
+    }
+    let obfuscated = host.len() > 1
+        && host.starts_with('_')
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if obfuscated {
+        host.into()
+    } else {
+        "unknown".into()
     }
 }
 
@@ -433,7 +455,35 @@ mod tests {
             http::HeaderValue::from_bytes(b"\xff, 127.0.0.1").unwrap(),
         );
         let client = trust.resolve(peer("127.0.0.1"), &h).client;
-        assert_eq!(client, named("\u{fffd}"));
+        assert_eq!(client, named("unknown"));
+    }
+
+    #[test]
+    fn only_addresses_and_rfc7239_tokens_name_a_client() {
+        let trust = ProxyTrust::parse("127.0.0.1").unwrap();
+        let client = |value: &str| {
+            let h = headers(&[("x-forwarded-for", value)]);
+            trust.resolve(peer("127.0.0.1"), &h).client
+        };
+        assert_eq!(client("203.0.113.7:5123"), named("203.0.113.7"));
+        assert_eq!(client("[2001:DB8::1]:443"), named("2001:db8::1"));
+        assert_eq!(client("::ffff:192.0.2.1"), named("192.0.2.1"));
+        assert_eq!(client("_hidden-proxy.1"), named("_hidden-proxy.1"));
+        assert_eq!(client("unknown"), named("unknown"));
+        for forged in [
+            "evil.com",
+            "1.2.3.4\" - \"GET /admin",
+            "_",
+            "_bad token",
+            "<script>",
+        ] {
+            assert_eq!(client(forged), named("unknown"), "{forged}");
+        }
+        let h = headers(&[("forwarded", r#"for="\"x\" y""#)]);
+        assert_eq!(
+            trust.resolve(peer("127.0.0.1"), &h).client,
+            named("unknown")
+        );
     }
 
     #[test]

@@ -83,6 +83,8 @@ impl Route {
 /// All routes sharing one path shape, by method.
 struct Node {
     methods: Vec<(Method, String, Route)>,
+    /// The last parameter is a `{name:path}` one, which may hold `/`.
+    ends_in_path: bool,
 }
 
 impl Node {
@@ -140,6 +142,8 @@ impl RouterBuilder {
                     pattern.router_key.clone(),
                     Node {
                         methods: Vec::new(),
+                        ends_in_path: pattern.router_key.ends_with('}')
+                            && pattern.router_key.contains("{*"),
                     },
                 ));
                 self.nodes.len() - 1
@@ -187,6 +191,10 @@ impl RouterBuilder {
     }
 }
 
+fn has_encoded_slash(segment: &str) -> bool {
+    segment.contains('%') && (segment.contains("%2F") || segment.contains("%2f"))
+}
+
 pub(crate) enum Lookup<'r, 'p> {
     Found {
         route: &'r Route,
@@ -210,6 +218,18 @@ impl Router {
             return Lookup::NotFound;
         };
         let node = &self.nodes[*matched.value];
+        // A one-segment parameter never holds a `/`: with one sent encoded
+        // (`%2F`) the path does not match, as in Starlette, which decodes the
+        // path before matching. A `{name:path}` parameter keeps what it matched.
+        let segments = matched.params.len() - usize::from(node.ends_in_path);
+        if matched
+            .params
+            .iter()
+            .take(segments)
+            .any(|(_, value)| has_encoded_slash(value))
+        {
+            return Lookup::NotFound;
+        }
         // HEAD is answered by the GET route (the server sends no body).
         let found = node.route(method).or_else(|| {
             (method == Method::HEAD)
@@ -231,6 +251,20 @@ impl Router {
     /// order they were added: a route's index is its position here.
     pub fn templates(&self) -> &[String] {
         &self.templates
+    }
+
+    /// Every method some route serves (with HEAD and OPTIONS, which every path
+    /// answers), for `OPTIONS *`.
+    pub fn methods(&self) -> Vec<Method> {
+        let mut methods = vec![Method::OPTIONS];
+        for node in &self.nodes {
+            for method in node.allowed() {
+                if !methods.contains(&method) {
+                    methods.push(method);
+                }
+            }
+        }
+        methods
     }
 
     /// Every route as `METHOD /path` as declared, in registration order.
@@ -268,6 +302,30 @@ mod tests {
             }
             _ => None,
         }
+    }
+
+    #[test]
+    fn an_encoded_slash_never_reaches_a_one_segment_parameter() {
+        let mut builder = RouterBuilder::new();
+        builder
+            .route(spec(Method::GET, "/items/{id}/tags/{tag}"), handler())
+            .unwrap();
+        builder
+            .route(spec(Method::GET, "/files/{name}/{rest:path}"), handler())
+            .unwrap();
+        let router = builder.build().unwrap();
+        assert_eq!(
+            found(&router, Method::GET, "/items/a%20b/tags/x"),
+            Some(vec!["a%20b".into(), "x".into()])
+        );
+        assert_eq!(found(&router, Method::GET, "/items/a%2Fb/tags/x"), None);
+        assert_eq!(found(&router, Method::GET, "/items/a/tags/x%2f"), None);
+        // A path parameter keeps what it matched, encoded slashes too.
+        assert_eq!(
+            found(&router, Method::GET, "/files/n/a%2Fb/c"),
+            Some(vec!["n".into(), "a%2Fb/c".into()])
+        );
+        assert_eq!(found(&router, Method::GET, "/files/n%2F/a"), None);
     }
 
     #[test]

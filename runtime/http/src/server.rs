@@ -46,6 +46,9 @@ pub struct ServerConfig {
     /// At most this many connections are open at once; past it, new ones wait
     /// in the listen queue (0: no limit).
     pub max_connections: usize,
+    /// The most bytes a request head may take (HTTP/1's read buffer, HTTP/2's
+    /// header list): a larger one is refused with 431. At least 8 KiB.
+    pub max_head_size: usize,
     /// After shutdown starts, in-flight requests get this long to finish.
     pub graceful_timeout: Duration,
     /// The other processes accepting from the same socket, to share connections with.
@@ -60,6 +63,7 @@ impl Default for ServerConfig {
             keep_alive: Some(Duration::from_secs(5)),
             write_timeout: Some(Duration::from_secs(60)),
             max_connections: 0,
+            max_head_size: DEFAULT_MAX_HEAD_SIZE,
             graceful_timeout: Duration::from_secs(30),
             peers: None,
             warn: Arc::new(|message| eprintln!("spikard: {message}")),
@@ -100,6 +104,12 @@ impl Listener for UnixListener {
     }
 }
 
+/// The default bound on a request head: 64 KiB, as nginx's large header
+/// buffers allow (hyper's own is about 400 KB per connection).
+pub const DEFAULT_MAX_HEAD_SIZE: usize = 64 * 1024;
+/// hyper's smallest read buffer.
+pub const MIN_MAX_HEAD_SIZE: usize = 8 * 1024;
+
 /// How often a full connection table is reported while it stays full.
 const FULL_REPORT_INTERVAL: Duration = Duration::from_secs(60);
 
@@ -127,8 +137,12 @@ where
         .timer(TokioTimer::new())
         // The connection watchdog times head reads and idle time apart.
         .header_read_timeout(None)
-        .keep_alive(keep_alive);
-    builder.http2().timer(TokioTimer::new());
+        .keep_alive(keep_alive)
+        .max_buf_size(config.max_head_size.max(MIN_MAX_HEAD_SIZE));
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(config.max_head_size).unwrap_or(u32::MAX));
     let builder = Arc::new(builder);
     let timeouts = Timeouts {
         keep_alive: config.keep_alive,
@@ -183,6 +197,8 @@ where
                         peers.publish(connections.open());
                     }
                     let app = app.clone();
+                    let logged_app = app.clone();
+                    let max_head_size = config.max_head_size;
                     let builder = builder.clone();
                     let connections = connections.clone();
                     tokio::spawn(async move {
@@ -202,9 +218,13 @@ where
                         // A connection error (a client gone mid-request, a bad
                         // request head hyper already answered) ends only that
                         // connection.
-                        let io = TokioIo::new(Watched::new(stream, activity.clone()));
-                        let connection = builder.serve_connection(io, service);
-                        connections.clone().serve(connection, activity, timeouts).await;
+                        let watched = Watched::new(stream, activity.clone())
+                            .with_max_head_size(max_head_size);
+                        let connection = builder.serve_connection(TokioIo::new(watched), service);
+                        connections.clone().serve(connection, activity.clone(), timeouts).await;
+                        if let Some((refused, took)) = activity.take_refused() {
+                            logged_app.refused(peer, &refused, took);
+                        }
                         drop(slot);
                         if let Some(peers) = peers {
                             peers.publish(connections.open());

@@ -4,6 +4,14 @@
 //! [`FieldError`] per failing field, located FastAPI-style: the location names
 //! the field itself, also for a missing required property (the `jsonschema`
 //! crate points such errors at the parent object).
+//!
+//! At most [`MAX_ERRORS`] errors are kept per request; the rest are counted.
+//! Large instances are checked part by part ([`parts`]), so that a body of a
+//! million bad items never holds a million errors at once.
+
+mod parts;
+
+use std::sync::OnceLock;
 
 use jsonschema::error::{TypeKind, ValidationErrorKind};
 use jsonschema::paths::LocationSegment;
@@ -11,11 +19,22 @@ use jsonschema::{Draft, JsonType, ValidationError, Validator};
 use serde_json::Value;
 
 use crate::formats;
+#[cfg(test)]
+use crate::problem::Problem;
 use crate::problem::{FieldError, LocSegment};
+
+/// The most errors one 422 lists; its `detail` gives the total.
+pub const MAX_ERRORS: usize = 100;
+
+/// Instances with more values than this are checked part by part when invalid.
+const LARGE: usize = 10_000;
 
 /// A compiled JSON Schema.
 pub struct Schema {
     validator: Validator,
+    source: Value,
+    /// Split on the first large invalid instance (most schemas never are).
+    parts: OnceLock<Option<parts::Part>>,
 }
 
 impl std::fmt::Debug for Schema {
@@ -28,16 +47,11 @@ impl Schema {
     /// Compiles `schema` (draft 2020-12, what msgspec and pydantic emit) with
     /// `format` checked.
     pub fn compile(schema: &Value) -> Result<Self, String> {
-        jsonschema::options()
-            .with_draft(Draft::Draft202012)
-            .should_validate_formats(true)
-            // RFC 3339 requires a UTC offset; Python (and FastAPI) also take
-            // local times such as "2024-05-06T07:08:09" and "07:08".
-            .with_format("date-time", formats::is_date_time)
-            .with_format("time", formats::is_time)
-            .build(schema)
-            .map(|validator| Schema { validator })
-            .map_err(|error| format!("invalid JSON Schema: {error}"))
+        Ok(Schema {
+            validator: build(schema)?,
+            source: schema.clone(),
+            parts: OnceLock::new(),
+        })
     }
 
     pub fn is_valid(&self, instance: &Value) -> bool {
@@ -45,14 +59,124 @@ impl Schema {
     }
 
     /// Appends an error for every failing field of `instance`, each located
-    /// under `prefix` (such as `["body"]` or `["query", "limit"]`).
-    pub fn check(&self, instance: &Value, prefix: &[LocSegment], out: &mut Vec<FieldError>) {
+    /// under `prefix` (such as `["body"]` or `["query", "limit"]`), while `out`
+    /// holds fewer than [`MAX_ERRORS`]; returns how many more there were.
+    pub fn check(
+        &self,
+        instance: &Value,
+        prefix: &[LocSegment],
+        out: &mut Vec<FieldError>,
+    ) -> usize {
         if self.validator.is_valid(instance) {
+            return 0;
+        }
+        let mut sink = Sink { out, omitted: 0 };
+        let parts = (!fewer_values_than(instance, LARGE))
+            .then(|| {
+                self.parts
+                    .get_or_init(|| parts::split(&self.source, &build).ok())
+                    .as_ref()
+            })
+            .flatten();
+        match parts {
+            Some(part) => check_part(part, instance, &mut prefix.to_vec(), &mut sink),
+            None => {
+                for error in self.validator.iter_errors(instance) {
+                    sink.take(&error, prefix);
+                }
+            }
+        }
+        sink.omitted
+    }
+}
+
+fn build(schema: &Value) -> Result<Validator, String> {
+    jsonschema::options()
+        .with_draft(Draft::Draft202012)
+        .should_validate_formats(true)
+        // RFC 3339 requires a UTC offset; Python (and FastAPI) also take
+        // local times such as "2024-05-06T07:08:09" and "07:08".
+        .with_format("date-time", formats::is_date_time)
+        .with_format("time", formats::is_time)
+        .build(schema)
+        .map_err(|error| format!("invalid JSON Schema: {error}"))
+}
+
+/// Whether `value` holds fewer than `limit` values, counted until it is known.
+fn fewer_values_than(value: &Value, limit: usize) -> bool {
+    fn count(value: &Value, left: &mut usize) -> bool {
+        if *left == 0 {
+            return false;
+        }
+        *left -= 1;
+        match value {
+            Value::Array(items) => items.iter().all(|v| count(v, left)),
+            Value::Object(map) => map.values().all(|v| count(v, left)),
+            _ => true,
+        }
+    }
+    let mut left = limit;
+    count(value, &mut left)
+}
+
+/// The errors of `instance` under `part`: its level's own, then each child's.
+fn check_part(
+    part: &parts::Part,
+    instance: &Value,
+    loc: &mut Vec<LocSegment>,
+    sink: &mut Sink<'_>,
+) {
+    if !part.validator.is_valid(instance) {
+        for error in part.validator.iter_errors(instance) {
+            sink.take(&error, loc);
+        }
+    }
+    for (segment, child, value) in parts::children(part, instance) {
+        if child.validator.is_valid(value) && matches!(child.children, parts::Children::Leaf) {
+            continue;
+        }
+        loc.push(segment);
+        check_part(child, value, loc, sink);
+        loc.pop();
+    }
+}
+
+/// Where errors go: the first [`MAX_ERRORS`] into the list, the rest counted.
+struct Sink<'a> {
+    out: &'a mut Vec<FieldError>,
+    omitted: usize,
+}
+
+impl Sink<'_> {
+    fn take(&mut self, error: &ValidationError<'_>, prefix: &[LocSegment]) {
+        if self.out.len() >= MAX_ERRORS {
+            self.omitted += field_count(error);
             return;
         }
-        for error in self.validator.iter_errors(instance) {
-            push_error(&error, prefix, out);
+        push_error(error, prefix, self.out);
+        if self.out.len() > MAX_ERRORS {
+            self.omitted += self.out.len() - MAX_ERRORS;
+            self.out.truncate(MAX_ERRORS);
         }
+    }
+}
+
+/// How many field errors `push_error` makes of `error`, without making them.
+fn field_count(error: &ValidationError<'_>) -> usize {
+    match error.kind() {
+        ValidationErrorKind::AdditionalProperties { unexpected }
+        | ValidationErrorKind::UnevaluatedProperties { unexpected } => unexpected.len(),
+        ValidationErrorKind::AnyOf { context } | ValidationErrorKind::OneOfNotValid { context } => {
+            let informative: Vec<_> = context
+                .iter()
+                .filter(|branch| !branch.iter().all(is_null_type_error))
+                .collect();
+            match informative.as_slice() {
+                [branch] => branch.iter().map(field_count).sum(),
+                _ => 1,
+            }
+        }
+        _ => 1,
     }
 }
 
@@ -395,5 +519,130 @@ mod tests {
     #[test]
     fn invalid_schema_is_a_startup_error() {
         assert!(Schema::compile(&json!({"type": 12})).is_err());
+    }
+
+    /// An order of items, each checked in the part of the schema it is under.
+    fn order_schema() -> Value {
+        json!({
+            "$ref": "#/$defs/Order",
+            "$defs": {
+                "Order": {
+                    "type": "object",
+                    "properties": {
+                        "id": {"type": "integer"},
+                        "items": {"type": "array", "items": {"$ref": "#/$defs/Line"}, "maxItems": 100000},
+                        "note": {"anyOf": [{"type": "string"}, {"type": "null"}]},
+                        "parent": {"anyOf": [{"$ref": "#/$defs/Order"}, {"type": "null"}]}
+                    },
+                    "required": ["id", "items"],
+                    "additionalProperties": false
+                },
+                "Line": {
+                    "type": "object",
+                    "properties": {"sku": {"type": "string"}, "qty": {"type": "integer", "minimum": 1}},
+                    "required": ["sku", "qty"]
+                }
+            }
+        })
+    }
+
+    fn order(lines: usize) -> Value {
+        let items: Vec<Value> = (0..lines)
+            .map(|i| match i % 5 {
+                0 => json!({"sku": "a", "qty": 0}),
+                1 => json!({"sku": 7}),
+                2 => json!("line"),
+                _ => json!({"sku": "b", "qty": 2}),
+            })
+            .collect();
+        json!({"items": items, "note": 5, "extra": true, "parent": {"id": "x", "items": []}})
+    }
+
+    fn described(errors: &[FieldError]) -> Vec<String> {
+        let mut all: Vec<String> = errors
+            .iter()
+            .map(|e| format!("{} {}", serde_json::to_string(&e.loc).unwrap(), e.kind))
+            .collect();
+        all.sort();
+        all
+    }
+
+    #[test]
+    fn large_instances_checked_part_by_part_find_the_same_errors() {
+        let schema = Schema::compile(&order_schema()).unwrap();
+        // Past LARGE values, so checked in parts.
+        let instance = order(6_000);
+        assert!(!fewer_values_than(&instance, LARGE));
+        let mut whole = Vec::new();
+        for error in schema.validator.iter_errors(&instance) {
+            push_error(&error, &["body".into()], &mut whole);
+        }
+        // The order's own four (id missing, note, extra, the parent's id), and
+        // four per five lines.
+        assert_eq!(whole.len(), 4 + 4 * 1_200);
+        let mut listed = Vec::new();
+        let omitted = schema.check(&instance, &["body".into()], &mut listed);
+        assert_eq!(
+            (listed.len(), listed.len() + omitted),
+            (MAX_ERRORS, whole.len())
+        );
+        assert!(listed.iter().all(|e| whole.contains(e)));
+        // The parts find exactly the whole check's errors when nothing is capped.
+        let parts = schema.parts.get().unwrap().as_ref().unwrap();
+        let mut every = Vec::new();
+        uncapped(parts, &instance, &mut vec!["body".into()], &mut every);
+        assert_eq!(described(&every), described(&whole));
+    }
+
+    /// `check_part` without the cap.
+    fn uncapped(
+        part: &parts::Part,
+        value: &Value,
+        loc: &mut Vec<LocSegment>,
+        out: &mut Vec<FieldError>,
+    ) {
+        for error in part.validator.iter_errors(value) {
+            push_error(&error, loc, out);
+        }
+        for (segment, child, value) in parts::children(part, value) {
+            loc.push(segment);
+            uncapped(child, value, loc, out);
+            loc.pop();
+        }
+    }
+
+    #[test]
+    fn a_million_bad_items_list_the_first_hundred_and_count_the_rest() {
+        let schema =
+            Schema::compile(&json!({"type": "array", "items": {"type": "integer"}})).unwrap();
+        let instance = Value::Array(vec![json!("x"); 1_000_000]);
+        let mut out = Vec::new();
+        let omitted = schema.check(&instance, &["body".into()], &mut out);
+        assert_eq!((out.len(), omitted), (MAX_ERRORS, 1_000_000 - MAX_ERRORS));
+        assert_eq!(
+            serde_json::to_value(&out[99].loc).unwrap(),
+            json!(["body", 99])
+        );
+        let problem = Problem::validation(out, omitted);
+        assert_eq!(
+            problem.detail(),
+            Some("1000000 validation errors (the first 100 are listed)")
+        );
+        assert_eq!(problem.errors().len(), MAX_ERRORS);
+    }
+
+    #[test]
+    fn small_instances_keep_the_whole_checks_order() {
+        let out = errors(order_schema(), order(10));
+        let whole = {
+            let schema = Schema::compile(&order_schema()).unwrap();
+            let instance = order(10);
+            let mut whole = Vec::new();
+            for error in schema.validator.iter_errors(&instance) {
+                push_error(&error, &["body".into()], &mut whole);
+            }
+            whole
+        };
+        assert_eq!(out, whole);
     }
 }

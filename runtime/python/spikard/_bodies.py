@@ -30,6 +30,10 @@ if typing.TYPE_CHECKING:
 
 # Values that arrive from JSON already as the annotated Python type.
 _NATIVE = (str, int, float, bool, Any)
+# JSON numbers arrive as written (`2.0` a float, `2` an int): a body of these
+# types is converted, to ints for `int` (`2.0`, `1e2` -> 2, 100, as pydantic
+# does; `2.5` fails the schema) and floats for `float`.
+_NUMBERS = (int, float)
 
 
 def plan_body(args: list[_Arg], where: str) -> BodyPlan | None:
@@ -96,7 +100,17 @@ def _schema_and_converter(arg: _Arg, where: str) -> tuple[dict[str, Any] | None,
         schema = msgspec.json.schema(inner)
     except (TypeError, ValueError) as error:
         raise TypeError(f"{where}: body parameter '{arg.name}': {error}") from None
-    return _as_fastapi_reads(schema), converter_for(inner)
+    return _as_fastapi_reads(schema), _body_converter(annotation, inner)
+
+
+def _body_converter(annotation: Any, inner: Any) -> Callable[[Any], Any] | None:
+    """``converter_for(inner)``, but also for numbers and plain containers of them;
+    those are converted as annotated (``int | None`` keeps a ``null``)."""
+    args = typing.get_args(inner)
+    holds_numbers = inner in _NUMBERS or (typing.get_origin(inner) in (list, dict) and any(a in _NUMBERS for a in args))
+    if holds_numbers:
+        return partial(msgspec.convert, type=annotation, strict=False)
+    return converter_for(inner)
 
 
 def strip_optional(tp: Any) -> tuple[Any, bool]:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import logging.config
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -38,6 +39,25 @@ error_log = logging.getLogger(ERROR)
 _OURS = "_spikard_console"
 _ACCESS_FORMAT = '%s - "%s %s %s" %d%s %.2fms%s'
 _PLAIN = logging.Formatter("%(message)s")
+# What a log line cannot hold as a client sent it (the runtime's lines escape the same).
+_UNSAFE = re.compile(r'[^\x20-\x7e]|["\\]')
+
+
+def escape_field(text: str) -> str:
+    """``text`` as one field of an access line: ``"`` and ``\\`` behind a backslash,
+    control bytes, DEL and bytes past ASCII (of its UTF-8) as ``\\xHH``, as nginx
+    writes them, so that a request target cannot end its quotes or forge a line."""
+    if _UNSAFE.search(text) is None:
+        return text
+    return _UNSAFE.sub(_escaped, text)
+
+
+def _escaped(match: re.Match[str]) -> str:
+    char = match.group()
+    if char in '"\\':
+        return "\\" + char
+    return "".join(f"\\x{b:02X}" for b in char.encode("utf-8", "surrogateescape"))
+
 
 # The console handler ``configure_logging`` installed for access records, if any.
 _console: _ConsoleLines | None = None
@@ -161,7 +181,9 @@ AccessBatch = list[tuple[str | None, str, str, str, int, float, bool, list[tuple
 def write_access(batch: AccessBatch) -> None:
     """Called by the runtime with ``(client, method, target, http_version, status,
     seconds, cut, stages)`` records, oldest first; ``stages`` lists ``(name,
-    milliseconds)`` when ``--access-log-stages`` is on."""
+    milliseconds)`` when ``--access-log-stages`` is on. The message escapes the
+    target; the record's ``target`` attribute keeps it as sent, for formatters
+    that quote it themselves (JSON)."""
     log = access_log
     if not log.isEnabledFor(logging.INFO):
         return
@@ -177,7 +199,7 @@ def write_access(batch: AccessBatch) -> None:
             "",
             0,
             _ACCESS_FORMAT,
-            (client or "-", method, target, version, status, " cut" if cut else "", ms, shown),
+            (client or "-", method, escape_field(target), version, status, " cut" if cut else "", ms, shown),
             None,
             extra={
                 "client_addr": client,

@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 DEFAULT_MAX_BODY_SIZE = 10 * 1024 * 1024
 DEFAULT_SYNC_WORKERS = 40
 DEFAULT_BACKLOG = 2048
+DEFAULT_MAX_HEAD_SIZE = 64 * 1024
+MIN_MAX_HEAD_SIZE = 8 * 1024  # hyper's smallest read buffer
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,7 @@ class ServeOptions:
     keep_alive: float = 5.0  # seconds an idle connection stays open (0: no keep-alive)
     write_timeout: float = 60.0  # seconds a response being written may make no progress (0: no limit)
     max_connections: int = 10_000  # open at once; more wait in the listen queue (0: no limit)
+    max_head_size: int = DEFAULT_MAX_HEAD_SIZE  # bytes a request head may take (431 past it)
     sync_workers: int = DEFAULT_SYNC_WORKERS
     max_requests: int = 0  # after this many requests, tell the supervisor (0: never)
     access_log: bool = True  # through logger ``spikard.access``, when it is enabled for INFO

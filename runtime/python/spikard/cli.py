@@ -25,6 +25,9 @@ from spikard import _timing_options as timing_options
 from spikard._logging import LEVELS
 from spikard._server import (
     DEFAULT_BACKLOG,
+    DEFAULT_MAX_BODY_SIZE,
+    DEFAULT_MAX_HEAD_SIZE,
+    MIN_MAX_HEAD_SIZE,
     ServeOptions,
     bind_socket,
     bind_unix,
@@ -175,6 +178,22 @@ def _parser(plugins: dict[str, EntryPoint]) -> argparse.ArgumentParser:
         metavar="N",
         help="connections open at once per worker; more wait in the listen queue (0: no limit)",
     )
+    connections.add_argument(
+        "--max-body-size",
+        type=int,
+        default=DEFAULT_MAX_BODY_SIZE,
+        metavar="BYTES",
+        help="the largest request body read; a larger one is refused with 413, from its Content-Length "
+        f"before it is read (default {DEFAULT_MAX_BODY_SIZE})",
+    )
+    connections.add_argument(
+        "--max-head-size",
+        type=int,
+        default=DEFAULT_MAX_HEAD_SIZE,
+        metavar="BYTES",
+        help="the most a request's line and headers may take; a larger head is refused with 431 "
+        f"(default {DEFAULT_MAX_HEAD_SIZE}, at least {MIN_MAX_HEAD_SIZE})",
+    )
 
     logs = run.add_argument_group("logs")
     logs.add_argument(
@@ -226,10 +245,12 @@ def _parser(plugins: dict[str, EntryPoint]) -> argparse.ArgumentParser:
 
 def _check(args: argparse.Namespace) -> str | None:
     """What is wrong with the arguments, if anything."""
-    counts = ("workers", "max_requests", "max_requests_jitter", "max_connections", "backlog")
+    counts = ("workers", "max_requests", "max_requests_jitter", "max_connections", "max_body_size", "backlog")
     for name in (*counts, "graceful_timeout", "keep_alive", "header_read_timeout", "write_timeout"):
         if getattr(args, name) < 0:
             return f"--{name.replace('_', '-')} cannot be negative"
+    if args.max_head_size < MIN_MAX_HEAD_SIZE:
+        return f"--max-head-size must be at least {MIN_MAX_HEAD_SIZE} bytes (got {args.max_head_size})"
     if args.events_fd is not None:
         try:
             os.fstat(args.events_fd)
@@ -263,6 +284,8 @@ def _options(args: argparse.Namespace) -> ServeOptions:
         keep_alive=args.keep_alive,
         write_timeout=args.write_timeout,
         max_connections=args.max_connections,
+        max_body_size=args.max_body_size,
+        max_head_size=args.max_head_size,
         max_requests=args.max_requests,
         access_log=args.access_log,
         proxy_headers=args.proxy_headers,

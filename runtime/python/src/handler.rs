@@ -184,7 +184,7 @@ impl Handler for PythonHandler {
                 match validation_answer(bridge, &plan.label, parts, request.body.as_ref(), errors) {
                     Ok(answer) => with_laps(answer, laps),
                     Err(errors) => {
-                        ready_with(Ok(Problem::validation(errors).into_response()), laps)
+                        ready_with(Ok(Problem::validation(errors, 0).into_response()), laps)
                     }
                 }
             }

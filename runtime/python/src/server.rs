@@ -37,6 +37,8 @@ pub struct ServeOptions {
     pub write_timeout: f64,
     /// Open connections at most (0: no limit).
     pub max_connections: usize,
+    /// Bytes a request head may take at most (431 past it).
+    pub max_head_size: usize,
     /// After this many requests, `on_max_requests` is called (0: never).
     pub max_requests: u64,
     /// Record each request for `context.write_access`.
@@ -76,6 +78,7 @@ impl ServeOptions {
             keep_alive: Some(seconds(self.keep_alive).unwrap_or(Duration::ZERO)),
             write_timeout: seconds(self.write_timeout),
             max_connections: self.max_connections,
+            max_head_size: self.max_head_size,
             graceful_timeout: Duration::from_secs_f64(self.graceful_timeout),
             warn: Arc::new(move |message| {
                 Python::attach(|py| {
