@@ -18,6 +18,7 @@ APP = """
 import asyncio
 from typing import Annotated
 from spikard import Body, Request, Spikard
+from spikard.responses import Response
 
 app = Spikard()
 
@@ -66,6 +67,32 @@ async def echo(request: Request):
 @app.get("/who")
 async def who(request: Request):
     return {"host": request.client.host if request.client else None, "url": str(request.url)}
+
+
+running = 0
+peak = 0
+
+
+@app.get("/held")
+async def held():
+    global running, peak
+    running += 1
+    peak = max(peak, running)
+    try:
+        await asyncio.sleep(1.0)
+    finally:
+        running -= 1
+    return {"held": True}
+
+
+@app.get("/peak")
+async def get_peak():
+    return {"peak": peak, "running": running}
+
+
+@app.get("/bare-400")
+async def bare_400():
+    return Response(status_code=400, headers={"x-mine": "1"})
 
 
 @app.get("/items/{name}")
@@ -157,10 +184,35 @@ def post(path: str, body: bytes, *extra: bytes) -> bytes:
 
 def test_a_client_that_half_closes_after_its_request_gets_the_answer(server: SpikardProcess):
     # As `nc -N` does: the request, then shutdown(SHUT_WR), then read. The handler suspends.
-    answer = exchange(server.port, b"GET /slow?seconds=0.3 HTTP/1.1\r\nHost: t\r\n\r\n", shut_write=True)
-    status, _, body = parts(answer)
-    assert (status, json.loads(body)) == (200, {"slept": 0.3})
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(b"GET /slow?seconds=0.3 HTTP/1.1\r\nHost: t\r\n\r\n")
+        sock.shutdown(socket.SHUT_WR)
+        status, _, body = parts(read_response(sock))
+        assert (status, json.loads(body)) == (200, {"slept": 0.3})
+        # Then the server closes at once: there is nothing more to read.
+        started = time.monotonic()
+        assert sock.recv(100) == b""
+        assert time.monotonic() - started < 0.5
     still_serves(server)
+
+
+def test_a_client_that_ends_its_side_half_way_through_a_body_is_answered_at_once(server: SpikardProcess):
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(post("/count", b'["a", "b"', b"Content-Length: 100"))
+        sock.shutdown(socket.SHUT_WR)
+        started = time.monotonic()
+        problem(read_response(sock), 400)
+        assert time.monotonic() - started < 1
+
+
+def test_an_apps_own_bare_400_is_its_own(server: SpikardProcess):
+    # Not taken for the parser's refusal: the app's headers, kept alive.
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        for _ in range(2):
+            sock.sendall(b"GET /bare-400 HTTP/1.1\r\nHost: t\r\n\r\n")
+            status, headers, body = parts(read_response(sock))
+            assert (status, headers.get("x-mine"), body) == (400, "1", b"")
+            assert "connection" not in headers
 
 
 def test_a_body_over_the_limit_is_refused_from_its_length_before_it_is_read(server: SpikardProcess):
@@ -173,6 +225,17 @@ def test_a_body_over_the_limit_is_refused_from_its_length_before_it_is_read(serv
     assert "100000" in str(document["detail"])
     assert parts(answer)[1]["connection"] == "close"
     still_serves(server)
+
+
+def test_a_chunked_body_sent_after_100_continue_is_drained_past_the_limit(server: SpikardProcess):
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(post("/echo", b"", b"Transfer-Encoding: chunked", b"Expect: 100-continue"))
+        assert sock.recv(100).startswith(b"HTTP/1.1 100 Continue")
+        chunk = b"x" * 60_000
+        for _ in range(30):  # 1.8 MB, all of it sent before reading
+            sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+        sock.sendall(b"0\r\n\r\n")
+        problem(read_response(sock), 413)
 
 
 def test_with_expect_100_continue_no_continue_is_sent_for_a_body_over_the_limit(server: SpikardProcess):
@@ -290,6 +353,7 @@ def test_heads_the_parser_refuses_get_a_problem_and_a_log_line(server: SpikardPr
     document = problem(exchange(server.port, head), 400)
     assert "malformed" in str(document["detail"])
     still_serves(server)
+    wait_until(lambda: re.search(r'" 400 [\d.]+ms', server.stdout), what="the refusal's access line")
 
 
 def test_refusals_are_logged(server: SpikardProcess):
@@ -428,3 +492,36 @@ def test_log_records_built_in_python_escape_the_target_too(spikard_server, tmp_p
     message, _, attribute = line.partition("|")
     assert '"GET /hello?q=\\\\\\xC3\\xA9 HTTP/1.1" 200 ' in message, line
     assert attribute == "/hello?q=\\\u00e9"  # the record's attribute keeps what was sent
+
+
+def test_http2_rapid_reset_keeps_no_more_handlers_at_work_than_the_stream_limit(server: SpikardProcess):
+    h2_connection = pytest.importorskip("h2.connection")
+    h2_config = pytest.importorskip("h2.config")
+    h2_errors = pytest.importorskip("h2.errors")
+    connection = h2_connection.H2Connection(config=h2_config.H2Configuration(client_side=True))
+    connection.initiate_connection()
+    headers = [(":method", "GET"), (":path", "/held"), (":scheme", "http"), (":authority", "t")]
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(connection.data_to_send())
+        # Each stream is reset a few milliseconds after it opens, after the server
+        # has taken it: its handler (a one-second sleep) would go on without a bound.
+        for _ in range(300):
+            stream = connection.get_next_available_stream_id()
+            connection.send_headers(stream, headers, end_stream=True)
+            sock.sendall(connection.data_to_send())
+            time.sleep(0.004)
+            connection.reset_stream(stream, error_code=h2_errors.ErrorCodes.CANCEL)
+            sock.sendall(connection.data_to_send())
+            sock.setblocking(False)
+            try:
+                while data := sock.recv(65536):
+                    connection.receive_data(data)
+            except BlockingIOError:
+                pass
+            finally:
+                sock.setblocking(True)
+    document = json.loads(server.get("/peak")[1])
+    print("handlers at work at most:", document)
+    # The limit held (100 streams per connection), and the test did keep many at work.
+    assert 50 <= document["peak"] <= 100, document
+    still_serves(server)

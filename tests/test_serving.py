@@ -355,13 +355,13 @@ def test_a_stalled_body_gets_408(spikard_server):
 def test_a_client_that_leaves_is_logged_with_499(spikard_server):
     server = spikard_server(APP)
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
-        sock.sendall(b"GET /slow?seconds=1 HTTP/1.1\r\nHost: t\r\n\r\n")
+        sock.sendall(b"GET /slow?seconds=3 HTTP/1.1\r\nHost: t\r\n\r\n")
         time.sleep(0.3)
         # Gone for good (a reset): a client that only shuts down its sending side
         # still reads, and gets its answer (tests/test_hostile.py).
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     wait_until(lambda: any(m["status"] == "499" for m in access_lines(server)), what="a 499 line")
-    assert [m["target"] for m in access_lines(server) if m["status"] == "499"] == ["/slow?seconds=1"]
+    assert [m["target"] for m in access_lines(server) if m["status"] == "499"] == ["/slow?seconds=3"]
 
 
 def test_logging_set_up_by_the_app_or_a_root_only_config_keeps_spikards_logs(spikard_server, tmp_path: Path):
@@ -451,18 +451,22 @@ def test_keep_alive_zero_closes_after_each_response(spikard_server):
     assert response.headers.get("connection") == "close"
 
 
-def test_max_connections_makes_new_connections_wait(spikard_server):
+def test_max_connections_makes_new_clients_wait_and_closes_an_idle_one_for_them(spikard_server):
     server = spikard_server(APP, args=["--max-connections", "1"])
-    # wait_serving's probe connection has closed; take the one slot.
+    # wait_serving's probe connection has closed; take the one slot, busy.
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as first:
-        first.sendall(b"GET /who HTTP/1.1\r\nHost: t\r\n\r\n")
-        assert first.recv(65536).startswith(b"HTTP/1.1 200")
+        first.sendall(b"GET /slow?seconds=1 HTTP/1.1\r\nHost: t\r\n\r\n")
+        time.sleep(0.2)
         with socket.create_connection(("127.0.0.1", server.port), timeout=10) as second:
             second.sendall(b"GET /who HTTP/1.1\r\nHost: t\r\n\r\n")
             second.settimeout(0.5)
             with pytest.raises(TimeoutError):
                 second.recv(65536)
-            first.close()
+            # Answered, the first connection is idle: it is closed to make room.
+            received = b""
+            while chunk := first.recv(65536):
+                received += chunk
+            assert received.startswith(b"HTTP/1.1 200")
             second.settimeout(10)
             assert second.recv(65536).startswith(b"HTTP/1.1 200")
     assert "connections are open, the limit (--max-connections)" in server.stderr

@@ -169,7 +169,7 @@ def test_a_pipelined_request_is_not_charged_for_the_one_before_it(spikard_server
 def test_a_client_that_leaves_a_suspended_handler_is_counted_as_499(spikard_server):
     server = spikard_server(APP, args=["--stage-stats"])
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
-        sock.sendall(b"GET /sleep?ms=500 HTTP/1.1\r\nHost: x\r\n\r\n")
+        sock.sendall(b"GET /sleep?ms=3000 HTTP/1.1\r\nHost: x\r\n\r\n")
         time.sleep(0.1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # gone: a reset
     route = wait_until(

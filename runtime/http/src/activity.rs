@@ -16,8 +16,9 @@
 //! for it: a few relaxed atomic operations per request.
 
 use std::io;
+use std::os::fd::RawFd;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -93,6 +94,13 @@ pub struct Activity {
     http2: AtomicBool,
     /// The watchdog found the request head late: answer 408 and close.
     head_late: AtomicBool,
+    /// A response said `Connection: close`: no request head follows (what
+    /// arrives is the rest of a refused body, read and dropped).
+    closing: AtomicBool,
+    /// The connection's socket (-1: none), for the watchdog to see a client
+    /// that reset the connection while a handler works: hyper reads nothing
+    /// from an HTTP/1 connection then.
+    socket: AtomicI32,
     /// A request refused before any route saw it, and how long its head had
     /// been arriving, for the access log.
     refused: Mutex<Option<(Refused, Duration)>>,
@@ -107,6 +115,11 @@ pub struct Serving {
 }
 
 impl Serving {
+    /// The response closes the connection: what arrives after it is no head.
+    pub fn closing(&self) {
+        self.activity.closing.store(true, Ordering::Relaxed);
+    }
+
     /// The handler has answered: from now on the response is written, and
     /// pauses in it are timed.
     pub fn answered(&mut self) {
@@ -191,6 +204,8 @@ impl Activity {
             draining: AtomicBool::new(false),
             http2: AtomicBool::new(false),
             head_late: AtomicBool::new(false),
+            closing: AtomicBool::new(false),
+            socket: AtomicI32::new(-1),
             refused: Mutex::new(None),
         })
     }
@@ -233,7 +248,9 @@ impl Activity {
 
     fn bytes_arrived(&self) {
         match self.phase.load(Ordering::Relaxed) {
-            IDLE if !self.http2.load(Ordering::Relaxed) => {
+            IDLE if !self.http2.load(Ordering::Relaxed)
+                && !self.closing.load(Ordering::Relaxed) =>
+            {
                 let now = self.enter(READING_HEAD);
                 self.head_began.store(now, Ordering::Relaxed);
             }
@@ -316,6 +333,37 @@ impl Activity {
         self.begun.load(Ordering::Relaxed)
     }
 
+    /// The socket whose client [`Activity::client_reset`] looks for.
+    pub fn watch_socket(&self, fd: RawFd) {
+        self.socket.store(fd, Ordering::Relaxed);
+    }
+
+    /// Whether the client reset the connection (gone for good, not just done
+    /// sending): a non-blocking peek that fails with `ECONNRESET`. A client
+    /// that only ended its side is still answered.
+    pub fn client_reset(&self) -> bool {
+        let fd = self.socket.load(Ordering::Relaxed);
+        if fd < 0 {
+            return false;
+        }
+        let mut byte = 0u8;
+        // SAFETY: `fd` is the socket of this connection, open while its
+        // watchdog runs; one byte is peeked into `byte`, without blocking.
+        let peeked = unsafe {
+            libc::recv(
+                fd,
+                (&mut byte as *mut u8).cast(),
+                1,
+                libc::MSG_PEEK | libc::MSG_DONTWAIT,
+            )
+        };
+        peeked < 0
+            && matches!(
+                io::Error::last_os_error().raw_os_error(),
+                Some(libc::ECONNRESET | libc::EPIPE | libc::ETIMEDOUT)
+            )
+    }
+
     /// The request head took too long: the connection answers 408 (when any
     /// of the head arrived) and closes, the next time it is polled.
     pub fn expire_head(&self) {
@@ -354,8 +402,6 @@ pub struct Watched<S> {
     max_head_size: usize,
     /// An answer of the runtime's own being written in place of hyper's.
     refusing: Option<Refusing>,
-    /// The client ended its side (HTTP/1) while a request was served.
-    ended: bool,
 }
 
 /// A refusal on its way out: the answer, then the end of this side, then the
@@ -381,7 +427,6 @@ impl<S> Watched<S> {
             line_done: false,
             max_head_size: crate::server::DEFAULT_MAX_HEAD_SIZE,
             refusing: None,
-            ended: false,
         }
     }
 
@@ -402,6 +447,13 @@ impl<S> Watched<S> {
         if self.line_done {
             return;
         }
+        // Blank lines before a request line are allowed (RFC 9112 §2.2).
+        let arrived = if self.line.is_empty() {
+            let start = arrived.iter().position(|&b| b != b'\r' && b != b'\n');
+            &arrived[start.unwrap_or(arrived.len())..]
+        } else {
+            arrived
+        };
         let room = LINE_KEPT - self.line.len();
         let (take, done) = match arrived.iter().position(|&b| b == b'\n') {
             Some(end) => (end.min(room), true),
@@ -428,6 +480,10 @@ impl<S> Watched<S> {
         if activity.http2.load(Ordering::Relaxed)
             || activity.requests.load(Ordering::Relaxed) != 0
             || activity.unflushed.load(Ordering::Relaxed)
+            // A head is being read that no request has begun from: an app's
+            // own answer is never written then.
+            || activity.phase.load(Ordering::Relaxed) != READING_HEAD
+            || self.current_line().is_empty()
         {
             return None;
         }
@@ -534,22 +590,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Watched<S> {
             // hyper reads the end of the connection once the answer is out.
             return self.drive_refusal(cx).map(Ok);
         }
-        if self.ended {
-            return self.end_after_answers();
-        }
         let before = buf.filled().len();
         let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() == before {
-            // The client ended its side. One that only shut down its sending
-            // side after its request (`nc -N`, some proxies) still reads: its
-            // answers are written before hyper learns of the end (hyper would
-            // take it for a client gone and drop the request). A client gone
-            // for good is seen by the reset its kernel sends, a read error.
-            if !self.activity.http2.load(Ordering::Relaxed) {
-                self.ended = true;
-                return self.end_after_answers();
-            }
-        }
         if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
             let this = &mut *self;
             let arrived = &buf.filled()[before..];
@@ -580,18 +622,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Watched<S> {
         // Pending or not: hyper flushes next, which waits for it.
         let _ = self.drive_refusal(cx);
         Some(len)
-    }
-}
-
-impl<S> Watched<S> {
-    /// The end of the client's side, once no request is served: hyper then
-    /// closes. Until then hyper is not told (it is woken by its answers).
-    fn end_after_answers(&self) -> Poll<io::Result<()>> {
-        if self.activity.requests.load(Ordering::Relaxed) & SERVED_MASK == 0 {
-            Poll::Ready(Ok(()))
-        } else {
-            Poll::Pending
-        }
     }
 }
 

@@ -209,7 +209,6 @@ impl App {
         self.served.load(Ordering::Relaxed)
     }
 
-    /// Requests being answered right now.
     /// Logs a request the runtime refused before any route saw it (see
     /// [`crate::refusal`]).
     pub fn refused(&self, peer: Option<SocketAddr>, refused: &Refused, took: Duration) {
@@ -229,6 +228,7 @@ impl App {
         });
     }
 
+    /// Requests being answered right now.
     pub fn in_flight(&self) -> usize {
         self.in_flight.load(Ordering::Relaxed)
     }
@@ -347,17 +347,17 @@ impl App {
         let (limit, stall) = (self.config.max_body_size, self.config.body_stall);
         // In blocks: a local whose scope spans a later await takes room in
         // every request's future, moved or not.
-        let (body, raw_body) = {
+        let (body, raw_body, checked) = {
             let read = match &route.body {
                 Some(spec) => match spec.read(&head.headers, body, limit, stall).await {
-                    Ok(Some(read)) => Ok((Some(read.value), Some(read.raw))),
-                    Ok(None) => Ok((None, None)),
+                    Ok(Some(read)) => Ok((Some(read.value), Some(read.raw), read.checked)),
+                    Ok(None) => Ok((None, None, None)),
                     Err(problem) => Err(problem),
                 },
                 None if route.wants_request => body::read_raw(&head.headers, body, limit, stall)
                     .await
-                    .map(|raw| (None, Some(raw))),
-                None => Ok((None, None)),
+                    .map(|raw| (None, Some(raw), None)),
+                None => Ok((None, None, None)),
             };
             match read {
                 Ok(read) => read,
@@ -384,8 +384,14 @@ impl App {
                 timing.skip(Stage::Validate);
             } else {
                 omitted += params::validate(&route.params, found, &mut args, &mut errors);
-                if let Some(spec) = &route.body {
-                    omitted += spec.validate(body.as_ref(), &mut errors);
+                match (&route.body, checked) {
+                    // A large body was checked where it was parsed.
+                    (Some(_), Some((found, more))) => {
+                        errors.extend(found);
+                        omitted += more;
+                    }
+                    (Some(spec), None) => omitted += spec.validate(body.as_ref(), &mut errors),
+                    (None, _) => {}
                 }
                 timing.lap(Stage::Validate);
             }

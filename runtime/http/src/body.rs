@@ -3,6 +3,8 @@
 use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE, EXPECT};
 use http::HeaderMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::FutureExt;
@@ -20,12 +22,22 @@ pub struct BodySpec {
     pub required: bool,
 }
 
-/// A body that passed its schema: the parsed value and the bytes as received.
+/// A body read as JSON: the parsed value and the bytes as received, and, for
+/// a large one, the outcome of its check (see [`CompiledBody::validate`]).
 #[derive(Debug)]
 pub(crate) struct JsonBody {
     pub value: Value,
     pub raw: Bytes,
+    pub checked: Option<(Vec<FieldError>, usize)>,
 }
+
+/// A body at least this large is parsed and checked on a blocking thread, so
+/// that the serving thread goes on serving other requests meanwhile.
+pub(crate) const OFF_THREAD: usize = 256 * 1024;
+
+/// How long after a large body was read the allocator is asked to give free
+/// memory back to the system (by then its request is usually done).
+const TRIM_AFTER: Duration = Duration::from_secs(1);
 
 #[derive(Debug)]
 pub(crate) struct CompiledBody {
@@ -51,7 +63,7 @@ impl CompiledBody {
     /// pausing at most `stall` between chunks. `Ok(None)`: no body was sent; a
     /// request that cannot be read as JSON at all is a [`Problem`].
     pub async fn read<B>(
-        &self,
+        self: &Arc<Self>,
         headers: &HeaderMap,
         body: B,
         limit: usize,
@@ -66,9 +78,31 @@ impl CompiledBody {
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(None);
         }
-        let value: Value =
-            serde_json::from_slice(&bytes).map_err(|e| Problem::malformed_json(&e))?;
-        Ok(Some(JsonBody { value, raw: bytes }))
+        if bytes.len() < OFF_THREAD {
+            let value: Value =
+                serde_json::from_slice(&bytes).map_err(|e| Problem::malformed_json(&e))?;
+            return Ok(Some(JsonBody {
+                value,
+                raw: bytes,
+                checked: None,
+            }));
+        }
+        let (this, raw) = (self.clone(), bytes.clone());
+        let parsed = tokio::task::spawn_blocking(move || {
+            let value: Value =
+                serde_json::from_slice(&raw).map_err(|e| Problem::malformed_json(&e))?;
+            let mut errors = Vec::new();
+            let omitted = this.validate(Some(&value), &mut errors);
+            Ok::<_, Problem>((value, (errors, omitted)))
+        })
+        .await;
+        give_memory_back_soon();
+        let (value, checked) = parsed.map_err(|_| Problem::internal(None))??;
+        Ok(Some(JsonBody {
+            value,
+            raw: bytes,
+            checked: Some(checked),
+        }))
     }
 
     /// The validate pass: a required body was sent, and what was sent
@@ -124,7 +158,10 @@ where
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     if declared_length(headers).is_some_and(|len| len > limit) {
-        return Err(too_large(headers, body, limit));
+        // Refused before a byte is read: a client waiting for `100 Continue`
+        // was not sent one, and sends nothing more.
+        let drain = !expects_continue(headers);
+        return Err(too_large(body, limit, drain));
     }
     let mut first: Option<Bytes> = None;
     let mut rest: Vec<u8> = Vec::new();
@@ -151,7 +188,8 @@ where
         };
         total += chunk.len();
         if total > limit {
-            return Err(too_large(headers, body, limit));
+            // Reading began (and sent any `100 Continue`): the client is sending.
+            return Err(too_large(body, limit, true));
         }
         match &first {
             // Most bodies arrive in one chunk: keep it without copying.
@@ -171,23 +209,26 @@ where
     })
 }
 
-/// 413, answered at once, and the connection closes after it. The rest of the
-/// body is read and thrown away meanwhile (within bounds), so that a client
-/// sending all of it before reading gets the answer rather than a reset. A
-/// client that asked `Expect: 100-continue` was sent no `100 Continue` (hyper
-/// sends it only when the body is read) and sends nothing more: its body is
-/// dropped unread.
-fn too_large<B>(headers: &HeaderMap, body: B, limit: usize) -> Problem
+/// 413, answered at once, and the connection closes after it. With `drain`,
+/// the rest of the body is read and thrown away meanwhile (within bounds), so
+/// that a client sending all of it before reading gets the answer rather than
+/// a reset; without, it is dropped unread.
+fn too_large<B>(body: B, limit: usize, drain_rest: bool) -> Problem
 where
     B: http_body::Body<Data = Bytes> + Unpin + Send + 'static,
 {
-    let waits_for_continue = headers
-        .get(EXPECT)
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
-    if !waits_for_continue {
+    if drain_rest {
         tokio::spawn(drain(body));
     }
     Problem::payload_too_large(limit).closing()
+}
+
+/// The client waits for `100 Continue` before it sends its body (hyper sends
+/// that only when the body is first read).
+fn expects_continue(headers: &HeaderMap) -> bool {
+    headers
+        .get(EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
 }
 
 /// Reads and discards what is left of a body, within a bound of bytes and time.
@@ -217,6 +258,26 @@ fn declared_length(headers: &HeaderMap) -> Option<usize> {
         .trim()
         .parse()
         .ok()
+}
+
+/// Parsing a large body leaves many small blocks free in the allocator's heap,
+/// which it keeps: a second after such a body (once, however many arrive), they
+/// are given back to the system (glibc's `malloc_trim`, on a blocking thread).
+fn give_memory_back_soon() {
+    static SCHEDULED: AtomicBool = AtomicBool::new(false);
+    if SCHEDULED.swap(true, Ordering::Relaxed) {
+        return;
+    }
+    tokio::spawn(async {
+        tokio::time::sleep(TRIM_AFTER).await;
+        SCHEDULED.store(false, Ordering::Relaxed);
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        let _ = tokio::task::spawn_blocking(|| {
+            // SAFETY: malloc_trim only returns free pages to the system.
+            unsafe { libc::malloc_trim(0) };
+        })
+        .await;
+    });
 }
 
 /// A JSON route accepts `application/json` and `application/*+json` with any
@@ -257,7 +318,7 @@ mod tests {
         body: &'static str,
         limit: usize,
     ) -> (Result<Option<Value>, Problem>, Vec<FieldError>) {
-        let body_spec = CompiledBody::compile(&spec).unwrap();
+        let body_spec = Arc::new(CompiledBody::compile(&spec).unwrap());
         let mut errors = Vec::new();
         let result = body_spec
             .read(
@@ -332,7 +393,7 @@ mod tests {
 
     #[tokio::test]
     async fn bodies_arriving_in_several_chunks_are_joined() {
-        let spec = CompiledBody::compile(&any_required()).unwrap();
+        let spec = Arc::new(CompiledBody::compile(&any_required()).unwrap());
         let chunks: Vec<Result<http_body::Frame<Bytes>, std::convert::Infallible>> =
             ["[1,", "2,", "3]"]
                 .into_iter()

@@ -50,6 +50,10 @@ pub struct Connections {
     open: AtomicUsize,
     all_closed: Notify,
     stop: watch::Sender<bool>,
+    /// Rung when a client waits at the connection limit; `wanted` idle
+    /// connections may close to make room for it.
+    reclaim: Notify,
+    wanted: AtomicUsize,
 }
 
 /// What [`Connections::serve`] needs of a connection: hyper's graceful shutdown.
@@ -79,11 +83,14 @@ enum Ending {
     ShuttingDown,
 }
 
-/// Polls `connection` until it ends or its watchdog ends it.
+/// Polls `connection` until it ends or its watchdog ends it; an idle one also
+/// ends (as [`Expired::Idle`]) when it is claimed to make room for a client
+/// waiting at the connection limit.
 async fn watched<C: Future>(
     mut connection: Pin<&mut C>,
     activity: &Activity,
     watch: &mut Watch,
+    connections: &Connections,
 ) -> Option<Expired> {
     loop {
         let wake = match watch.look(activity, Instant::now()) {
@@ -92,7 +99,16 @@ async fn watched<C: Future>(
         };
         tokio::select! {
             _ = connection.as_mut() => return None,
-            () = tokio::time::sleep_until(wake) => {}
+            () = tokio::time::sleep_until(wake) => {
+                if activity.phase() == Phase::Busy && !activity.http2() && activity.client_reset() {
+                    return Some(Expired::Gone);
+                }
+            }
+            () = connections.reclaim.notified() => {
+                if activity.phase() == Phase::Idle && connections.claim() {
+                    return Some(Expired::Idle);
+                }
+            }
         }
     }
 }
@@ -103,7 +119,23 @@ impl Connections {
             open: AtomicUsize::new(0),
             all_closed: Notify::new(),
             stop: watch::channel(false).0,
+            reclaim: Notify::new(),
+            wanted: AtomicUsize::new(0),
         })
+    }
+
+    /// A client waits at the connection limit: one idle connection (between
+    /// requests) closes, gracefully, to make room for it.
+    pub fn reclaim_idle(&self) {
+        self.wanted.store(1, Ordering::Release);
+        self.reclaim.notify_waiters();
+    }
+
+    /// Whether this idle connection is the one to close (at most `wanted` are).
+    fn claim(&self) -> bool {
+        self.wanted
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |w| w.checked_sub(1))
+            .is_ok()
     }
 
     /// How many connections are open.
@@ -131,7 +163,7 @@ impl Connections {
         tokio::pin!(connection);
         let mut watch = Watch::new(timeouts);
         let ending = tokio::select! {
-            expired = watched(connection.as_mut(), &activity, &mut watch) => {
+            expired = watched(connection.as_mut(), &activity, &mut watch, &self) => {
                 expired.map_or(Ending::Closed, Ending::Expired)
             }
             Ok(_) = stop.wait_for(|stopping| *stopping) => Ending::ShuttingDown,
@@ -169,7 +201,7 @@ impl Connections {
                     // hyper finishes what it serves and closes; the watchdog
                     // still cuts a stalled write or a slow head meanwhile.
                     connection.as_mut().graceful_shutdown();
-                    watched(connection.as_mut(), &activity, &mut watch).await
+                    watched(connection.as_mut(), &activity, &mut watch, &self).await
                 }
             }
         };

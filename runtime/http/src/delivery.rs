@@ -44,6 +44,13 @@ impl Delivery {
         mut serving: Serving,
     ) -> Response<Delivery> {
         serving.answered();
+        if response
+            .headers()
+            .get(http::header::CONNECTION)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"close"))
+        {
+            serving.closing();
+        }
         response.map(|body| Delivery {
             body,
             rest: Bytes::new(),

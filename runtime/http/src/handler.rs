@@ -40,6 +40,15 @@ pub struct RequestData {
     pub timed: bool,
 }
 
+/// One of an HTTP/2 connection's handler slots, found in a request's
+/// extensions (`head.extensions.get::<Arc<StreamSlot>>()`): held for as long as
+/// its handler runs. A binding whose handler may outlive its request (one whose
+/// client reset the stream) keeps a clone until the handler really ends, so a
+/// client resetting streams as fast as it opens them cannot keep more handlers
+/// at work than the connection's stream limit.
+#[derive(Debug)]
+pub struct StreamSlot(pub tokio::sync::OwnedSemaphorePermit);
+
 /// Answers requests no route takes (404, or 405 with the allowed methods) when
 /// the binding's app answers them itself; `None` gives the standard problem.
 pub trait Fallback: Send + Sync + 'static {

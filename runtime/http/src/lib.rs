@@ -38,7 +38,7 @@ pub use app::{App, AppConfig, Exchange};
 pub use body::BodySpec;
 pub use handler::{
     json_response, Answer, Fallback, Handler, HandlerError, HandlerFuture, HandlerResult,
-    InvalidRequest, RequestData, ResponseBody,
+    InvalidRequest, RequestData, ResponseBody, StreamSlot,
 };
 pub use notice::Notice;
 pub use params::{ParamSource, ParamSpec, Scalar};

@@ -34,19 +34,22 @@ const HYPER_ANSWERS: [(&[u8], StatusCode); 3] = [
     ),
 ];
 
-/// Whether `written` is hyper's own answer to a head it could not parse: a
-/// status line of its and a head with no body (no `content-type`; an app's
-/// answer always has one). Its status if so.
+/// Whether `written` is hyper's own answer to a head it could not parse: one
+/// of its status lines, then only `connection: close`, `content-length: 0` and
+/// `date`, as hyper writes them. Its status if so.
 pub(crate) fn hyper_answer(written: &[u8]) -> Option<StatusCode> {
-    let (_, status) = HYPER_ANSWERS
+    let (line, status) = HYPER_ANSWERS
         .iter()
         .find(|(line, _)| written.starts_with(line))?;
     let end = find(written, b"\r\n\r\n")?;
-    let head = &written[..end];
-    let typed = head
-        .split(|&b| b == b'\n')
-        .any(|line| line.len() > 13 && line[..13].eq_ignore_ascii_case(b"content-type:"));
-    (!typed).then_some(*status)
+    let headers = written.get(line.len()..end)?;
+    let hyper_shaped = headers.split(|&b| b == b'\n').all(|header| {
+        let header = header.strip_suffix(b"\r").unwrap_or(header);
+        header.eq_ignore_ascii_case(b"connection: close")
+            || header.eq_ignore_ascii_case(b"content-length: 0")
+            || (header.len() > 6 && header[..6].eq_ignore_ascii_case(b"date: "))
+    });
+    hyper_shaped.then_some(*status)
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
@@ -93,8 +96,8 @@ impl Refused {
                 other_version(&self.line).unwrap_or("That version")
             ),
             StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => format!(
-                "The request head is larger than {max_head_size} bytes, the server's limit \
-                 (spikard run --max-head-size)"
+                "The request head is larger than {max_head_size} bytes (spikard run \
+                 --max-head-size), or has more than 100 header fields"
             ),
             StatusCode::URI_TOO_LONG => "The request target is too long".to_owned(),
             StatusCode::REQUEST_TIMEOUT => {
@@ -172,6 +175,9 @@ mod tests {
         );
         let app = b"HTTP/1.1 400 Bad Request\r\ncontent-type: application/problem+json\r\ncontent-length: 2\r\n\r\n{}";
         assert_eq!(hyper_answer(app), None);
+        let bare_app =
+            b"HTTP/1.1 400 Bad Request\r\nset-cookie: a=b\r\ncontent-length: 0\r\ndate: x\r\n\r\n";
+        assert_eq!(hyper_answer(bare_app), None);
         assert_eq!(hyper_answer(b"HTTP/1.1 200 OK\r\n\r\n"), None);
         assert_eq!(hyper_answer(b"HTTP/1.1 400 Bad Request\r\n"), None);
     }

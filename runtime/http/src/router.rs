@@ -31,7 +31,7 @@ pub struct RouteSpec {
 /// A route ready for requests.
 pub(crate) struct Route {
     pub params: Vec<CompiledParam>,
-    pub body: Option<CompiledBody>,
+    pub body: Option<Arc<CompiledBody>>,
     pub handler: Arc<dyn Handler>,
     /// Its position among every route, in the order they were added.
     pub index: usize,
@@ -68,7 +68,11 @@ impl Route {
                 CompiledParam::compile(param, path_index)
             })
             .collect::<Result<Vec<_>, String>>()?;
-        let body = spec.body.as_ref().map(CompiledBody::compile).transpose()?;
+        let body = spec
+            .body
+            .as_ref()
+            .map(|spec| CompiledBody::compile(spec).map(Arc::new))
+            .transpose()?;
         Ok(Route {
             params,
             body,

@@ -17,6 +17,10 @@ use crate::activity::{Activity, Phase};
 /// How often a connection's watchdog looks again, at most.
 const MAX_RECHECK: Duration = Duration::from_secs(1);
 
+/// How often a connection whose handler works is looked at for a client that
+/// reset it.
+const GONE_LOOK: Duration = Duration::from_millis(250);
+
 /// The watchdog looks this many times per write timeout, so a stalled write
 /// is cut at most a quarter of it (or a second) late.
 const WRITE_LOOKS: u32 = 4;
@@ -39,6 +43,9 @@ pub enum Expired {
     Head,
     /// A response made no progress for the write timeout: dropped.
     Write,
+    /// The client reset the connection while a handler worked: dropped (its
+    /// request is logged 499).
+    Gone,
 }
 
 /// What a connection's watchdog remembers between looks.
@@ -96,12 +103,14 @@ impl Watch {
             Phase::Idle => (self.timeouts.keep_alive, Expired::Idle),
             Phase::ReadingHead => (self.timeouts.header_read, Expired::Head),
             Phase::Writing => (self.timeouts.write, Expired::Write),
-            Phase::Busy => (None, Expired::Head),
+            Phase::Busy => (None, Expired::Gone),
         };
         match limit.map(|limit| since + limit) {
             Some(deadline) if deadline <= now => Err(expired),
             Some(deadline) => Ok(deadline.min(now + self.recheck)),
-            None => Ok(now + self.recheck),
+            // A handler at work has no limit; the connection is looked at
+            // for a client that reset it.
+            None => Ok(now + self.recheck.min(GONE_LOOK)),
         }
     }
 }

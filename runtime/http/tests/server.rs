@@ -174,9 +174,10 @@ async fn slow_or_silent_request_heads_are_dropped() {
 #[tokio::test]
 async fn connections_past_the_limit_wait_for_a_free_slot() {
     let (port, _stop) = serve_tcp(app(), config(5.0, 5.0, 1)).await;
+    // Busy writing a response its client does not read: not idle, so kept.
     let mut first = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    first.write_all(GET_WHO).await.unwrap();
-    response(&mut first).await;
+    first.write_all(GET_BIG).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
     let mut second = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
     second.write_all(GET_WHO).await.unwrap();
     let mut byte = [0u8; 1];
@@ -187,6 +188,25 @@ async fn connections_past_the_limit_wait_for_a_free_slot() {
     );
     drop(first);
     assert!(response(&mut second).await.starts_with("HTTP/1.1 200"));
+}
+
+#[tokio::test]
+async fn at_the_limit_an_idle_connection_makes_room_for_a_new_client() {
+    let (port, _stop) = serve_tcp(app(), config(5.0, 5.0, 1)).await;
+    let mut idle = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    idle.write_all(GET_WHO).await.unwrap();
+    response(&mut idle).await;
+    let started = Instant::now();
+    let mut new = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    new.write_all(GET_WHO).await.unwrap();
+    assert!(response(&mut new).await.starts_with("HTTP/1.1 200"));
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    // The idle one was closed for it.
+    assert!(closed_after(&mut idle).await < Duration::from_secs(1));
 }
 
 #[tokio::test]

@@ -97,15 +97,17 @@ class WorkerSpec:
 
 
 class ConnectionTable:
-    """The shared table of connections per worker: a memory file of ``u32`` slots,
-    ``0xFFFFFFFF`` for a slot whose worker does not accept (yet, or any more)."""
+    """The shared table of connections per worker: a memory file of 8-byte slots, a
+    worker's connection count (``u32``; ``0xFFFFFFFF`` while it does not accept, yet or
+    any more) and its heartbeat (``u32`` milliseconds, stamped by its serving thread)."""
 
-    NOT_ACCEPTING = b"\xff\xff\xff\xff"
+    NOT_ACCEPTING = b"\xff\xff\xff\xff" + b"\x00\x00\x00\x00"
+    SLOT = len(NOT_ACCEPTING)
 
     def __init__(self, slots: int) -> None:
         self.fd = os.memfd_create("spikard-connections")
-        os.ftruncate(self.fd, 4 * slots)
-        self._map = mmap.mmap(self.fd, 4 * slots)
+        os.ftruncate(self.fd, self.SLOT * slots)
+        self._map = mmap.mmap(self.fd, self.SLOT * slots)
         self._map[:] = self.NOT_ACCEPTING * slots
         self._free = list(range(slots))
 
@@ -115,7 +117,7 @@ class ConnectionTable:
 
     def give_back(self, slot: int) -> None:
         """The worker in ``slot`` has exited."""
-        self._map[4 * slot : 4 * slot + 4] = self.NOT_ACCEPTING
+        self._map[self.SLOT * slot : self.SLOT * (slot + 1)] = self.NOT_ACCEPTING
         self._free.append(slot)
 
     def close(self) -> None:

@@ -11,10 +11,11 @@
 
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use http::HeaderName;
+use spikard_http::StreamSlot;
 
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::ffi;
@@ -176,6 +177,7 @@ impl Bridge {
         values: &[Bound<'py, PyAny>],
         kwnames: &Bound<'py, PyTuple>,
         timed: bool,
+        slot: Option<Arc<StreamSlot>>,
     ) -> PyResult<Started<'py>> {
         // SAFETY: called with the GIL held; returns a new reference or NULL with an exception set.
         let context = unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyContext_CopyCurrent())? };
@@ -210,7 +212,7 @@ impl Bridge {
             }
             Step::Yield(yielded) => {
                 task.call_method1(self.names.continue_.bind(py), (event_loop, &coro, yielded))?;
-                let receiver = self.on_done(py, &task, timed)?;
+                let receiver = self.on_done(py, &task, timed, slot)?;
                 self.wake.notify_one();
                 Ok(Started::Pending(receiver))
             }
@@ -241,6 +243,7 @@ impl Bridge {
         values: &[Bound<'py, PyAny>],
         kwnames: &Bound<'py, PyTuple>,
         timed: bool,
+        slot: Option<Arc<StreamSlot>>,
     ) -> PyResult<Started<'py>> {
         let kwargs = keywords_dict(py, values, kwnames)?;
         let future = self
@@ -248,7 +251,7 @@ impl Bridge {
             .start_sync
             .bind(py)
             .call1((endpoint.bind(py), kwargs))?;
-        Ok(Started::Pending(self.on_done(py, &future, timed)?))
+        Ok(Started::Pending(self.on_done(py, &future, timed, slot)?))
     }
 
     fn on_done(
@@ -256,6 +259,7 @@ impl Bridge {
         py: Python<'_>,
         future: &Bound<'_, PyAny>,
         timed: bool,
+        slot: Option<Arc<StreamSlot>>,
     ) -> PyResult<oneshot::Receiver<Finished>> {
         let (sender, receiver) = oneshot::channel();
         let callback = Bound::new(
@@ -263,6 +267,7 @@ impl Bridge {
             Completion {
                 sender: Mutex::new(Some(sender)),
                 timed,
+                slot: Mutex::new(slot),
             },
         )?;
         future.call_method1(self.names.add_done_callback.bind(py), (callback,))?;
@@ -331,6 +336,9 @@ pub struct Completion {
     sender: Mutex<Option<oneshot::Sender<Finished>>>,
     /// Stamp the time it finished.
     timed: bool,
+    /// The request's HTTP/2 handler slot, held until the handler ends even if
+    /// its request is gone (its stream reset).
+    slot: Mutex<Option<Arc<StreamSlot>>>,
 }
 
 #[pymethods]
@@ -341,6 +349,9 @@ impl Completion {
         } else {
             0
         };
+        if let Ok(mut slot) = self.slot.lock() {
+            slot.take();
+        }
         let sender = self.sender.lock().ok().and_then(|mut s| s.take());
         if let Some(sender) = sender {
             // The request may be gone (client disconnected); then nobody waits.
@@ -361,7 +372,7 @@ impl AsRawFd for Fd {
 }
 
 /// Drives the asyncio loop for as long as the server runs.
-pub async fn drive_loop(bridge: std::sync::Arc<Bridge>, selector_fd: RawFd) {
+pub async fn drive_loop(bridge: Arc<Bridge>, selector_fd: RawFd) {
     // SAFETY: the selector's descriptor stays open until the loop is closed,
     // which happens only after serving (and this task) has ended.
     let selector = match unsafe { AsyncFd::register(Fd(selector_fd)) } {

@@ -125,7 +125,7 @@ pub fn run_error_handler(
     let started =
         // Untimed: an exception handler's time is its request's `response` stage.
         names.and_then(|names| {
-            bridge.start_async(py, &callable.unbind(), &[request], &names, false)
+            bridge.start_async(py, &callable.unbind(), &[request], &names, false, None)
         });
     let answered = match started {
         Ok(Started::Done(value)) => explicit_response(py, bridge, label, &value),

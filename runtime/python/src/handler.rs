@@ -6,7 +6,7 @@ use http::Response;
 use pyo3::prelude::*;
 use spikard_http::{
     Answer, FieldError, Handler, HandlerError, HandlerFuture, HandlerLaps, InvalidRequest, Problem,
-    RequestData, ResponseBody,
+    RequestData, ResponseBody, StreamSlot,
 };
 use tokio::sync::oneshot;
 
@@ -64,10 +64,11 @@ impl PythonHandler {
         };
         let kwnames = plan.kwnames.bind(py);
         let (endpoint, timed) = (&plan.endpoint, request.timed);
+        let slot = request.head.extensions.get::<Arc<StreamSlot>>().cloned();
         let started = if plan.is_async {
-            bridge.start_async(py, endpoint, &args.values, kwnames, timed)
+            bridge.start_async(py, endpoint, &args.values, kwnames, timed, slot)
         } else {
-            bridge.start_sync(py, endpoint, &args.values, kwnames, timed)
+            bridge.start_sync(py, endpoint, &args.values, kwnames, timed, slot)
         };
         if !matches!(started, Ok(Started::Pending(_))) {
             lap(&mut laps.handler, request.timed);
