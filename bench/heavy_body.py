@@ -20,13 +20,14 @@ import json
 import os
 import random
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
+
+from _process import free_port, rss_kib
 
 HERE = Path(__file__).resolve().parent
 
@@ -63,19 +64,6 @@ async def hello():
 async def numbers(values: Annotated[list[float], Body()]):
     return {"count": len(values), "total": sum(values)}
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
 
 
 def pinned(cpu: int) -> list[str]:

@@ -26,7 +26,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -36,17 +35,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from _process import free_port
+
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 APPS = BENCH / "apps" / "reload"
 SERVER_CPU, CLIENT_CPU = "0", 1
 VERSION_LINE = re.compile(r"^VERSION = \d+$", re.MULTILINE)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def spikard_example() -> str:

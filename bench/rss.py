@@ -18,12 +18,13 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
 from pathlib import Path
+
+from _process import free_port, rss_kib
 
 HERE = Path(__file__).resolve().parent
 APP = HERE / "apps" / "rss_app.py"
@@ -46,19 +47,6 @@ def oha() -> str:
     if not Path(found).exists():
         sys.exit("bench/rss.py: oha is not installed (bash bench/setup.sh)")
     return found
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise RuntimeError(f"no VmRSS for {pid}")
 
 
 def wait_serving(port: int, server: subprocess.Popen[bytes]) -> None:

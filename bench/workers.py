@@ -29,7 +29,6 @@ import resource
 import shlex
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -42,6 +41,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+
+from _process import free_port
 
 BENCH = Path(__file__).resolve().parent
 DEFAULT_WORKLOADS = "hello,params,small-post"
@@ -208,12 +209,6 @@ def stop_all(pools: list[Pool]) -> None:
 
 
 # -- servers --------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def spikard_command(port: int, *flags: str) -> list[str]:

@@ -10,6 +10,7 @@ import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import PROBLEM_JSON, SpikardProcess, free_port, spikard_command, wait_until, write_app
@@ -365,12 +366,18 @@ def test_refusals_are_logged(server: SpikardProcess):
     assert any('"GET /no-host-logged HTTP/1.1" 400 ' in ln for ln in lines), lines
 
 
-def test_an_http2_preface_split_over_several_writes_is_still_http2(server: SpikardProcess):
+def h2_client() -> Any:
+    """An HTTP/2 client connection (the h2 library's), its preface ready to send."""
     h2_connection = pytest.importorskip("h2.connection")
     h2_config = pytest.importorskip("h2.config")
-    h2_events = pytest.importorskip("h2.events")
     connection = h2_connection.H2Connection(config=h2_config.H2Configuration(client_side=True))
     connection.initiate_connection()
+    return connection
+
+
+def test_an_http2_preface_split_over_several_writes_is_still_http2(server: SpikardProcess):
+    h2_events = pytest.importorskip("h2.events")
+    connection = h2_client()
     opening = connection.data_to_send()
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
         for piece in (opening[:3], opening[3:11], opening[11:]):
@@ -495,11 +502,8 @@ def test_log_records_built_in_python_escape_the_target_too(spikard_server, tmp_p
 
 
 def test_http2_rapid_reset_keeps_no_more_handlers_at_work_than_the_stream_limit(server: SpikardProcess):
-    h2_connection = pytest.importorskip("h2.connection")
-    h2_config = pytest.importorskip("h2.config")
     h2_errors = pytest.importorskip("h2.errors")
-    connection = h2_connection.H2Connection(config=h2_config.H2Configuration(client_side=True))
-    connection.initiate_connection()
+    connection = h2_client()
     headers = [(":method", "GET"), (":path", "/held"), (":scheme", "http"), (":authority", "t")]
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
         sock.sendall(connection.data_to_send())

@@ -268,12 +268,11 @@ def test_workers_zero_means_one_per_core(spikard_server):
     assert server.stop() == 0
 
 
-def test_a_burst_of_connections_is_spread_over_the_workers(spikard_server):
-    """A client pool connecting all at once: without the shared connection table, the
-    first worker woken takes nearly every connection."""
-    server = spikard_server(APP, args=["--workers", "2"])
-    wait_for(lambda: len(pids_seen(server.port, 50)) == 2, what="both workers answering")
-    connections = [http.client.HTTPConnection("127.0.0.1", server.port, timeout=10) for _ in range(40)]
+def many_connections_served(port: int, count: int) -> tuple[float, list[int]]:
+    """Opens ``count`` connections at once, then asks each for /pid: the seconds all
+    took, and the worker that answered each."""
+    started = time.monotonic()
+    connections = [http.client.HTTPConnection("127.0.0.1", port, timeout=10) for _ in range(count)]
     try:
         for connection in connections:
             connection.connect()
@@ -284,6 +283,15 @@ def test_a_burst_of_connections_is_spread_over_the_workers(spikard_server):
     finally:
         for connection in connections:
             connection.close()
+    return time.monotonic() - started, pids
+
+
+def test_a_burst_of_connections_is_spread_over_the_workers(spikard_server):
+    """A client pool connecting all at once: without the shared connection table, the
+    first worker woken takes nearly every connection."""
+    server = spikard_server(APP, args=["--workers", "2"])
+    wait_for(lambda: len(pids_seen(server.port, 50)) == 2, what="both workers answering")
+    _, pids = many_connections_served(server.port, 40)
     counts = sorted(Counter(pids).values())
     print("connections per worker:", counts)
     assert len(counts) == 2 and counts[0] >= 16, counts
@@ -302,24 +310,6 @@ async def block(seconds: float = 4.0):
     return {"pid": os.getpid()}
 """
 )
-
-
-def many_connections_served(port: int, count: int) -> tuple[float, set[int]]:
-    """Opens ``count`` connections at once, then asks each for /pid: the seconds all
-    took, and the workers that answered."""
-    started = time.monotonic()
-    connections = [http.client.HTTPConnection("127.0.0.1", port, timeout=10) for _ in range(count)]
-    try:
-        for connection in connections:
-            connection.connect()
-        pids = set()
-        for connection in connections:
-            connection.request("GET", "/pid")
-            pids.add(json.loads(connection.getresponse().read())["pid"])
-    finally:
-        for connection in connections:
-            connection.close()
-    return time.monotonic() - started, pids
 
 
 def test_a_worker_whose_loop_is_blocked_is_not_waited_for(spikard_server):

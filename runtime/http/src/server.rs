@@ -197,9 +197,10 @@ fn service(
         let began = app.timed().then(|| activity.request_began());
         let serving = activity.begin();
         let app = app.clone();
-        let slots = slots.clone();
+        // Only HTTP/2 requests take a slot (an HTTP/1 connection serves one at a time).
+        let slots = (request.version() == http::Version::HTTP_2).then(|| slots.clone());
         async move {
-            if request.version() == http::Version::HTTP_2 {
+            if let Some(slots) = slots {
                 let slot = slots.acquire_owned().await.expect("never closed");
                 request.extensions_mut().insert(Arc::new(StreamSlot(slot)));
             }
