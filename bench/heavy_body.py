@@ -4,12 +4,12 @@ and how long a `GET /hello` waits while it is being handled.
 
     python bench/heavy_body.py [--megabytes 10] [--rounds 3] [--out DIR]
 
-Each server (one process, pinned to CPU 0 when there are two) gets `--rounds` POSTs of
-the body in turn, each followed by a pause. While each POST is handled, a client on
-CPU 1 sends `GET /hello` back to back and records the slowest answer. RSS is sampled
-every 5 ms during the POST (VmRSS of /proc/PID/status): the peak over the RSS
-before the first POST, and the RSS one and a half seconds after the last. The table
-gives medians over rounds. Set-up: bench/setup.sh (FastAPI and uvicorn).
+Both servers run at once (one process each, pinned to CPU 0 when there are two) and get
+`--rounds` POSTs of the body, interleaved (one each in turn), each followed by a pause.
+While each POST is handled, a client on CPU 1 sends `GET /hello` back to back and
+records the slowest answer. RSS is sampled every 5 ms during the POST (VmRSS of
+/proc/PID/status): the peak over the RSS before the first POST, and the RSS one and a
+half seconds after the last. The table gives medians over rounds. Set-up: bench/setup.sh (FastAPI and uvicorn).
 """
 
 from __future__ import annotations
@@ -179,29 +179,34 @@ def main() -> None:
             *["--no-access-log", "--log-level", "warning"],
         ],
     }
-    results: dict[str, dict[str, object]] = {}
-    for name, command in commands.items():
-        port = free_port()
-        command = [*command, "--port", str(port)]
-        server = Server(name, command, folder, port)
-        try:
-            before = rss_kib(server.pid)
-            rounds = []
-            for _ in range(args.rounds):
-                rounds.append(one_round(server, body))
+    servers: dict[str, Server] = {}
+    rounds: dict[str, list[dict[str, float]]] = {name: [] for name in commands}
+    try:
+        for name, command in commands.items():
+            port = free_port()
+            servers[name] = Server(name, [*command, "--port", str(port)], folder, port)
+        before = {name: rss_kib(server.pid) for name, server in servers.items()}
+        # Interleaved: a noisy moment costs both, not one.
+        for number in range(1, args.rounds + 1):
+            for name, server in servers.items():
+                print(f"round {number}/{args.rounds}: {name}", file=sys.stderr, flush=True)
+                rounds[name].append(one_round(server, body))
                 time.sleep(0.5)
-            time.sleep(1.5)
-            after = rss_kib(server.pid)
-        finally:
+        time.sleep(1.5)
+        after = {name: rss_kib(server.pid) for name, server in servers.items()}
+    finally:
+        for server in servers.values():
             server.stop()
+    results: dict[str, dict[str, object]] = {}
+    for name, taken in rounds.items():
         results[name] = {
-            "rss_before_kib": before,
-            "rss_after_kib": after,
-            "rounds": rounds,
-            "seconds": statistics.median(r["seconds"] for r in rounds),
-            "peak_growth_mib": statistics.median((r["peak_kib"] - before) / 1024 for r in rounds),
-            "after_growth_mib": (after - before) / 1024,
-            "hello_max_ms": statistics.median(r["hello_max_ms"] for r in rounds),
+            "rss_before_kib": before[name],
+            "rss_after_kib": after[name],
+            "rounds": taken,
+            "seconds": statistics.median(r["seconds"] for r in taken),
+            "peak_growth_mib": statistics.median((r["peak_kib"] - before[name]) / 1024 for r in taken),
+            "after_growth_mib": (after[name] - before[name]) / 1024,
+            "hello_max_ms": statistics.median(r["hello_max_ms"] for r in taken),
         }
         shown = results[name]
         print(

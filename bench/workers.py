@@ -582,6 +582,9 @@ def report(
 
 # -- main -----------------------------------------------------------------------
 
+# spikard bench's default load (spikard_devtools.bench.CONNECTIONS).
+CONNECTIONS = 64
+
 
 def main() -> int:
     spec = json.loads((BENCH / "workloads.json").read_text())
@@ -594,8 +597,8 @@ def main() -> int:
     parser.add_argument(
         "--connections",
         type=int,
-        default=spec["connections"],
-        help=f"wrk connections (default: {spec['connections']}, as bench/workloads.json)",
+        default=CONNECTIONS,
+        help=f"wrk connections (default: {CONNECTIONS}, as spikard bench)",
     )
     parser.add_argument(
         "--workloads",

@@ -529,3 +529,142 @@ def test_http2_rapid_reset_keeps_no_more_handlers_at_work_than_the_stream_limit(
     # The limit held (100 streams per connection), and the test did keep many at work.
     assert 50 <= document["peak"] <= 100, document
     still_serves(server)
+
+
+LARGE_APP = """
+from typing import Annotated, Any
+
+import msgspec
+from spikard import Body, Spikard
+
+app = Spikard()
+
+
+class Item(msgspec.Struct):
+    id: int
+    name: str
+
+
+@app.get("/hello")
+async def hello():
+    return {"hello": "world"}
+
+
+@app.post("/echo-json")
+async def echo_json(document: Annotated[Any, Body()]):
+    return document
+
+
+@app.post("/ints")
+async def ints(ns: Annotated[list[int], Body()]):
+    return {"sum": sum(ns), "types": sorted({type(n).__name__ for n in ns})}
+
+
+@app.post("/embedded")
+async def embedded(numbers: Annotated[list[float], Body()], label: Annotated[str, Body()]):
+    return {"count": len(numbers), "label": label, "types": sorted({type(n).__name__ for n in numbers})}
+
+
+@app.post("/items")
+async def items(items: Annotated[list[Item], Body()]):
+    return {"count": len(items), "last": items[-1].name}
+
+
+@app.post("/judged")
+async def judged(items: Annotated[list[Item], Body()]):
+    return {"count": len(items)}
+
+"""
+
+JUDGING = """
+from spikard.exceptions import RequestValidationError
+from spikard.responses import JSONResponse
+
+
+@app.exception_handler(RequestValidationError)
+async def judge(request, error):
+    body = error.body
+    locs = [error["loc"] for error in error.errors()]
+    return JSONResponse({"locs": locs, "body_items": len(body) if body else None}, status_code=418)
+"""
+
+# Past 256 KiB a body is parsed off the serving thread into a compact document,
+# checked in place and made into Python objects a step at a time: nothing may be
+# lost, reordered or retyped on the way.
+LARGE = 300_000
+
+
+def large_items(count: int = 6000) -> list[dict[str, Any]]:
+    return [{"id": i, "name": f"item n\u00e9 {i}"} for i in range(count)]
+
+
+def test_a_large_body_reaches_the_handler_whole_and_in_order(spikard_server):
+    server = spikard_server(LARGE_APP, args=["--no-access-log"])
+    document = {
+        "zeta": [
+            {"id": i, "name": f"n\u00e9{i}", "tags": ["a", {"deep": [i, i * 0.5, None, True]}]} for i in range(6000)
+        ],
+        "alpha": {"big": 123456789012345678901234567890, "neg": -(2**70), "float": 1.5e300, "empty": {}, "list": []},
+        "order": {str(k): k for k in range(2000, 0, -1)},
+    }
+    sent = json.dumps(document).encode()
+    assert len(sent) > LARGE
+    status, _, body = parts(exchange(server.port, post("/echo-json", sent)))
+    assert status == 200
+    assert json.loads(body) == document
+    assert list(json.loads(body)["order"]) == [str(k) for k in range(2000, 0, -1)]
+    numbers = json.dumps([float(n) if n % 2 else n for n in range(60_000)]).encode()
+    assert len(numbers) > LARGE
+    status, _, body = parts(exchange(server.port, post("/ints", numbers)))
+    assert (status, json.loads(body)) == (200, {"sum": sum(range(60_000)), "types": ["int"]})
+    embedded = json.dumps({"label": "x" * 10, "numbers": list(range(70_000))}).encode()
+    assert len(embedded) > LARGE
+    status, _, body = parts(exchange(server.port, post("/embedded", embedded)))
+    assert (status, json.loads(body)) == (200, {"count": 70_000, "label": "x" * 10, "types": ["float"]})
+    still_serves(server)
+
+
+def test_a_large_invalid_body_gets_the_errors_a_small_one_would(spikard_server):
+    server = spikard_server(LARGE_APP, args=["--no-access-log"])
+    good = large_items()
+    status, _, body = parts(exchange(server.port, post("/items", json.dumps(good).encode())))
+    assert (status, json.loads(body)) == (200, {"count": 6000, "last": "item n\u00e9 5999"})
+    bad = [*good[:-1], {"id": "5999", "name": 1}]
+    document = problem(exchange(server.port, post("/items", json.dumps(bad).encode())), 422)
+    locs = sorted(tuple(e["loc"]) for e in document["errors"])
+    assert locs == [("body", 5999, "id"), ("body", 5999, "name")], document["errors"]
+    # The same shape as for a small body.
+    small = problem(exchange(server.port, post("/items", json.dumps(bad[-2:]).encode())), 422)
+    assert [e["type"] for e in document["errors"]] == [e["type"] for e in small["errors"]]
+    still_serves(server)
+
+
+def test_a_large_body_python_cannot_hold_is_refused_as_a_small_one_is(spikard_server):
+    server = spikard_server(LARGE_APP, args=["--no-access-log"])
+    for padding in (0, 80_000):
+        sent = b"[" + b"1," * padding + b"1e400]"
+        status, _, body = parts(exchange(server.port, post("/echo-json", sent)))
+        assert status == 422, body[:300]
+        assert b"out of range" in body
+    still_serves(server)
+
+
+def test_a_large_body_reaches_the_apps_validation_handler(spikard_server):
+    server = spikard_server(LARGE_APP + JUDGING, args=["--no-access-log"])
+    bad = [*large_items()[:-1], {"id": "x", "name": "y"}]
+    status, _, body = parts(exchange(server.port, post("/judged", json.dumps(bad).encode())))
+    assert (status, json.loads(body)) == (418, {"locs": [["body", 5999, "id"]], "body_items": 6000})
+    # A body Python cannot hold reaches the handler as None, small or large.
+    for padding in (0, 80_000):
+        sent = b"[" + b"1," * padding + b"1e400]"
+        status, _, body = parts(exchange(server.port, post("/echo-json", sent)))
+        assert (status, json.loads(body)) == (418, {"locs": [["body"]], "body_items": None})
+    still_serves(server)
+
+
+def test_a_target_longer_than_the_parser_takes_is_414(spikard_server):
+    # With a head bound above 64 KiB, hyper's own limit on a target is reached first.
+    server = spikard_server(APP, args=["--max-head-size", "131072"])
+    document = problem(exchange(server.port, b"GET /" + b"a" * 70_000 + b" HTTP/1.1\r\nHost: t\r\n\r\n"), 414)
+    assert "too long" in str(document["detail"])
+    still_serves(server)

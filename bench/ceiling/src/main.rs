@@ -10,11 +10,16 @@ use std::time::Duration;
 use http::{Method, StatusCode};
 use serde_json::{json, Value};
 use spikard_http::{
-    json_response, App, AppConfig, BodySpec, HandlerError, ParamSource, ParamSpec, RequestData,
-    RouteSpec, RouterBuilder, Scalar, ServerConfig,
+    json_response, App, AppConfig, BodySpec, HandlerError, ParamSource, ParamSpec, Parsed,
+    RequestData, RouteSpec, RouterBuilder, Scalar, ServerConfig,
 };
 
 type Reply = Result<http::Response<spikard_http::ResponseBody>, HandlerError>;
+
+/// The request's body as a `Value` (a large one arrives as a document).
+fn body_value(request: RequestData) -> Value {
+    request.body.map_or(Value::Null, Parsed::into_value)
+}
 
 fn reply(value: &Value) -> Reply {
     let bytes = serde_json::to_vec(value).map_err(|e| HandlerError {
@@ -189,21 +194,15 @@ fn routes() -> Result<RouterBuilder, String> {
     )?;
     routes.route(
         post("/items", item_schema()),
-        Arc::new(|request: RequestData| async move {
-            reply(request.body.as_ref().unwrap_or(&Value::Null))
-        }),
+        Arc::new(|request: RequestData| async move { reply(&body_value(request)) }),
     )?;
     routes.route(
         post("/orders", order_schema()),
-        Arc::new(|request: RequestData| async move {
-            reply(request.body.as_ref().unwrap_or(&Value::Null))
-        }),
+        Arc::new(|request: RequestData| async move { reply(&body_value(request)) }),
     )?;
     routes.route(
         post("/orders/bulk", bulk_order_schema()),
-        Arc::new(|request: RequestData| async move {
-            reply(&bulk_summary(request.body.as_ref().unwrap_or(&Value::Null)))
-        }),
+        Arc::new(|request: RequestData| async move { reply(&bulk_summary(&body_value(request))) }),
     )?;
     routes.route(
         get("/sync"),

@@ -14,7 +14,7 @@ use http::request::Parts;
 use http::{Method, Request, Response, StatusCode};
 
 use crate::access_log::{AccessLog, AccessRecord};
-use crate::body;
+use crate::body::{self, Parsed};
 use crate::conformance::{self, Target};
 use crate::framing;
 use crate::handler::{Fallback, HandlerFuture, InvalidRequest, RequestData, ResponseBody};
@@ -350,7 +350,7 @@ impl App {
         let (body, raw_body, checked) = {
             let read = match &route.body {
                 Some(spec) => match spec.read(&head.headers, body, limit, stall).await {
-                    Ok(Some(read)) => Ok((Some(read.value), Some(read.raw), read.checked)),
+                    Ok(Some(read)) => Ok((Some(read.parsed), Some(read.raw), read.checked)),
                     Ok(None) => Ok((None, None, None)),
                     Err(problem) => Err(problem),
                 },
@@ -390,7 +390,10 @@ impl App {
                         errors.extend(found);
                         omitted += more;
                     }
-                    (Some(spec), None) => omitted += spec.validate(body.as_ref(), &mut errors),
+                    (Some(spec), None) => {
+                        let value = body.as_ref().and_then(Parsed::as_value);
+                        omitted += spec.validate(value, &mut errors);
+                    }
                     (None, _) => {}
                 }
                 timing.lap(Stage::Validate);
@@ -402,7 +405,7 @@ impl App {
                 head,
                 remote,
                 path_params,
-                body,
+                body: body.map(Parsed::into_value),
                 errors,
             };
             return match route.handler.invalid(invalid) {

@@ -12,6 +12,7 @@ use http::Response;
 use http_body_util::Full;
 use serde_json::Value;
 
+use crate::body::Parsed;
 use crate::problem::FieldError;
 use crate::remote::Remote;
 use crate::stages::HandlerLaps;
@@ -25,8 +26,9 @@ pub struct RequestData {
     /// One entry per declared parameter, in declaration order: the coerced,
     /// validated value, or `None` for an optional parameter that was not sent.
     pub args: Vec<Option<Value>>,
-    /// The parsed, validated JSON body, if the route declares one and it was sent.
-    pub body: Option<Value>,
+    /// The parsed, validated JSON body, if the route declares one and it was
+    /// sent: a large one as a compact [`Document`](crate::document::Document).
+    pub body: Option<Parsed>,
     /// The body's bytes as received, when the route declares a body or wants
     /// the request.
     pub raw_body: Option<Bytes>,

@@ -13,6 +13,7 @@ pub mod body;
 mod conformance;
 pub mod connections;
 pub mod delivery;
+pub mod document;
 pub mod formats;
 pub mod framing;
 pub mod handler;
@@ -35,7 +36,8 @@ pub mod watchdog;
 
 pub use access_log::{AccessLog, AccessRecord};
 pub use app::{App, AppConfig, Exchange};
-pub use body::BodySpec;
+pub use body::{BodySpec, Parsed};
+pub use document::{Document, Node as DocumentNode, View as DocumentView};
 pub use handler::{
     json_response, Answer, Fallback, Handler, HandlerError, HandlerFuture, HandlerResult,
     InvalidRequest, RequestData, ResponseBody, StreamSlot,

@@ -18,6 +18,7 @@ use jsonschema::paths::LocationSegment;
 use jsonschema::{Draft, JsonType, ValidationError, Validator};
 use serde_json::Value;
 
+use crate::document::{Document, DocumentJson};
 use crate::formats;
 #[cfg(test)]
 use crate::problem::Problem;
@@ -35,6 +36,8 @@ pub struct Schema {
     source: Value,
     /// Split on the first large invalid instance (most schemas never are).
     parts: OnceLock<Option<parts::Part>>,
+    /// For large bodies held as a [`Document`]; compiled on the first.
+    for_documents: OnceLock<Option<Validator<DocumentJson>>>,
 }
 
 impl std::fmt::Debug for Schema {
@@ -51,7 +54,17 @@ impl Schema {
             validator: build(schema)?,
             source: schema.clone(),
             parts: OnceLock::new(),
+            for_documents: OnceLock::new(),
         })
+    }
+
+    /// Whether `document` satisfies the schema, checked in place; `None` if
+    /// the schema could not be compiled for documents (check its `Value`).
+    pub fn accepts(&self, document: &Document) -> Option<bool> {
+        let validator = self
+            .for_documents
+            .get_or_init(|| options::<DocumentJson>().build(&self.source).ok());
+        Some(validator.as_ref()?.is_valid(document.root()))
     }
 
     pub fn is_valid(&self, instance: &Value) -> bool {
@@ -91,15 +104,21 @@ impl Schema {
 }
 
 fn build(schema: &Value) -> Result<Validator, String> {
-    jsonschema::options()
+    options::<jsonschema::json::SerdeJson>()
+        .build(schema)
+        .map_err(|error| format!("invalid JSON Schema: {error}"))
+}
+
+/// The options every schema is compiled with, for values represented as `F`.
+fn options<'i, F: jsonschema::json::Json>(
+) -> jsonschema::ValidationOptions<'i, std::sync::Arc<dyn jsonschema::Retrieve>, F> {
+    jsonschema::options_for::<F>()
         .with_draft(Draft::Draft202012)
         .should_validate_formats(true)
         // RFC 3339 requires a UTC offset; Python (and FastAPI) also take
         // local times such as "2024-05-06T07:08:09" and "07:08".
         .with_format("date-time", formats::is_date_time)
         .with_format("time", formats::is_time)
-        .build(schema)
-        .map_err(|error| format!("invalid JSON Schema: {error}"))
 }
 
 /// Whether `value` holds fewer than `limit` values, counted until it is known.

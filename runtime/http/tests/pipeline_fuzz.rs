@@ -13,8 +13,8 @@ use http::{Method, StatusCode};
 use proptest::prelude::*;
 use serde_json::{json, Value};
 use spikard_http::{
-    json_response, App, AppConfig, BodySpec, ParamSource, ParamSpec, RequestData, RouteSpec,
-    RouterBuilder, Scalar, ServerConfig,
+    json_response, App, AppConfig, BodySpec, ParamSource, ParamSpec, Parsed, RequestData,
+    RouteSpec, RouterBuilder, Scalar, ServerConfig,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -23,7 +23,8 @@ use tokio::net::{TcpListener, TcpStream};
 fn app() -> App {
     let mut routes = RouterBuilder::new();
     let echo = |request: RequestData| async move {
-        let body = json!({"args": request.args, "body": request.body});
+        let parsed = request.body.map(Parsed::into_value);
+        let body = json!({"args": request.args, "body": parsed});
         Ok(json_response(StatusCode::OK, body.to_string().into()))
     };
     let param = |name: &str, source: ParamSource, scalar: Scalar, required: bool| ParamSpec {

@@ -7,7 +7,7 @@ use http::header::{HeaderName, HeaderValue};
 use http::request::Parts;
 use http::HeaderMap;
 use http::Response;
-use pyo3::exceptions::PyValueError;
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::ffi;
 use pyo3::intern;
 use pyo3::prelude::*;
@@ -18,7 +18,7 @@ use pyo3::types::{
 use serde_json::Value;
 
 use spikard_http::{
-    framing, json_response, ClientAddr, LocSegment, Remote, RequestData, ResponseBody,
+    framing, json_response, ClientAddr, LocSegment, Parsed, Remote, RequestData, ResponseBody,
 };
 
 use crate::bridge::Bridge;
@@ -38,16 +38,28 @@ fn arg_value<'py>(
     converter: Option<&Py<PyAny>>,
     value: Option<&Value>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    match value {
-        None => Ok(default.bind(py).clone()),
-        Some(value) => {
-            let object = to_python(py, value)?;
-            match converter {
-                Some(convert) => convert.bind(py).call1((object,)),
-                None => Ok(object),
-            }
-        }
+    let object = value.map(|value| to_python(py, value)).transpose()?;
+    arg_object(py, default, converter, object)
+}
+
+fn arg_object<'py>(
+    py: Python<'py>,
+    default: &Py<PyAny>,
+    converter: Option<&Py<PyAny>>,
+    object: Option<Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    match (object, converter) {
+        (None, _) => Ok(default.bind(py).clone()),
+        (Some(object), Some(convert)) => convert.bind(py).call1((object,)),
+        (Some(object), None) => Ok(object),
     }
+}
+
+/// A request's body as the arguments are made from it.
+enum BodyInput<'py, 'r> {
+    Json(&'r Value),
+    /// A large body, already made into Python objects a step at a time.
+    Made(Bound<'py, PyAny>),
 }
 
 /// The arguments of one call, in the order of the plan's keyword names.
@@ -57,11 +69,14 @@ pub struct Args<'py> {
     pub sub_response: Option<Bound<'py, PyAny>>,
 }
 
+/// The arguments of `plan`'s call for `request`; `made` is its body as Python
+/// objects when it was large (see [`crate::values::Building`]).
 pub fn build_args<'py, 'a>(
     py: Python<'py>,
     bridge: &Bridge,
     plan: &'a HandlerPlan,
     request: &RequestData,
+    made: Option<Bound<'py, PyAny>>,
 ) -> Result<Args<'py>, ArgRejected<'a>> {
     let mut values = Vec::with_capacity(plan.args.len() + 3);
     for (arg, value) in plan.args.iter().zip(&request.args) {
@@ -71,21 +86,40 @@ pub fn build_args<'py, 'a>(
             error,
         })?);
     }
-    if let Some(body) = &plan.body {
-        let made = arg_value(
-            py,
-            &body.default,
-            body.converter.as_ref(),
-            request.body.as_ref(),
-        );
+    let body = match (made, request.body.as_ref()) {
+        (Some(object), _) => Some(BodyInput::Made(object)),
+        (None, Some(Parsed::Value(value))) => Some(BodyInput::Json(value)),
+        (None, Some(Parsed::Document(_))) => {
+            let error = PyRuntimeError::new_err("a large body was not made into objects");
+            return Err(ArgRejected { loc: &[], error });
+        }
+        (None, None) => None,
+    };
+    if let Some(arg) = &plan.body {
+        let (default, converter) = (&arg.default, arg.converter.as_ref());
+        let made = match &body {
+            Some(BodyInput::Made(object)) => {
+                arg_object(py, default, converter, Some(object.clone()))
+            }
+            Some(BodyInput::Json(value)) => arg_value(py, default, converter, Some(value)),
+            None => arg_value(py, default, converter, None),
+        };
         values.push(made.map_err(|error| ArgRejected {
-            loc: &body.loc,
+            loc: &arg.loc,
             error,
         })?);
     }
     for (key, field) in &plan.body_fields {
-        let value = request.body.as_ref().and_then(|body| body.get(key));
-        let made = arg_value(py, &field.default, field.converter.as_ref(), value);
+        let (default, converter) = (&field.default, field.converter.as_ref());
+        let made = match &body {
+            Some(BodyInput::Made(object)) => object
+                .cast::<PyDict>()
+                .map_err(PyErr::from)
+                .and_then(|dict| dict.get_item(key))
+                .and_then(|found| arg_object(py, default, converter, found)),
+            Some(BodyInput::Json(value)) => arg_value(py, default, converter, value.get(key)),
+            None => arg_value(py, default, converter, None),
+        };
         values.push(made.map_err(|error| ArgRejected {
             loc: &field.loc,
             error,

@@ -17,7 +17,7 @@ use spikard_http::{
 
 use crate::bridge::{Bridge, Started};
 use crate::convert::{explicit_response, request_object, RequestParts};
-use crate::values::to_python;
+use crate::values::{to_python, PyBody};
 
 /// Reports a fault through `spikard.error`; its text goes into the 500 only in
 /// debug mode.
@@ -163,7 +163,7 @@ pub fn validation_answer(
     bridge: &Arc<Bridge>,
     label: &Arc<str>,
     parts: RequestParts<'_>,
-    body: Option<&Value>,
+    body: Option<PyBody<'_>>,
     errors: Vec<FieldError>,
 ) -> Result<HandlerFuture, Vec<FieldError>> {
     let Some(handler) = bridge.answers.validation_error_handler.as_ref() else {
@@ -172,7 +172,8 @@ pub fn validation_answer(
     Ok(Python::attach(|py| {
         let listed = serde_json::to_value(&errors).unwrap_or(Value::Null);
         let made = to_python(py, &listed).and_then(|listed| {
-            let body = body.map(|b| to_python(py, b)).transpose()?;
+            // A body Python cannot hold (a number beyond a float) is not passed.
+            let body = body.and_then(|b| b.to_python(py).ok());
             let bound = handler.bind(py).call1((listed, body))?;
             let request = request_object(py, bridge, parts)?;
             Ok((bound, request))

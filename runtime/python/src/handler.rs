@@ -5,8 +5,8 @@ use std::sync::Arc;
 use http::Response;
 use pyo3::prelude::*;
 use spikard_http::{
-    Answer, FieldError, Handler, HandlerError, HandlerFuture, HandlerLaps, InvalidRequest, Problem,
-    RequestData, ResponseBody, StreamSlot,
+    Answer, FieldError, Handler, HandlerError, HandlerFuture, HandlerLaps, InvalidRequest, Parsed,
+    Problem, RequestData, ResponseBody, StreamSlot,
 };
 use tokio::sync::oneshot;
 
@@ -16,6 +16,7 @@ use crate::failures::{
     fault, ready, ready_with, rejection_errors, run_error_handler, validation_answer,
 };
 use crate::plan::HandlerPlan;
+use crate::values::{Building, PyBody};
 
 pub struct PythonHandler {
     plan: Arc<HandlerPlan>,
@@ -47,10 +48,12 @@ impl PythonHandler {
         &self,
         py: Python<'_>,
         request: &RequestData,
+        made: Option<&Py<PyAny>>,
         laps: &mut HandlerLaps,
     ) -> Result<Outcome, HandlerError> {
         let (bridge, plan) = (&self.bridge, &self.plan);
-        let built = build_args(py, bridge, plan, request);
+        let made = made.map(|object| object.bind(py).clone());
+        let built = build_args(py, bridge, plan, request, made);
         lap(&mut laps.ffi, request.timed);
         let args = match built {
             Ok(args) => args,
@@ -161,33 +164,90 @@ fn on_exception(
     }
 }
 
-impl Handler for PythonHandler {
-    fn call(&self, request: RequestData) -> HandlerFuture {
+/// Drops `object` with the GIL held: a `Py` dropped without it is only let go
+/// of the next time the GIL is taken (a large body would stay in memory until
+/// the next request).
+fn let_go(object: Option<Py<PyAny>>) -> Option<Py<PyAny>> {
+    if object.is_some() {
+        Python::attach(|_| drop(object));
+    }
+    None
+}
+
+/// Values made per step when a large body becomes Python objects: about a
+/// millisecond's work, after which other requests get the serving thread.
+const BODY_STEP: usize = 20_000;
+
+impl PythonHandler {
+    /// A large body (a [`Document`](spikard_http::Document)) made into Python
+    /// objects a step at a time, other requests served in between; then
+    /// answered as usual. A value Python cannot hold (a number beyond a float)
+    /// is the client's error, as for any body.
+    fn call_with_document(&self, mut request: RequestData) -> HandlerFuture {
+        let this = PythonHandler {
+            plan: self.plan.clone(),
+            bridge: self.bridge.clone(),
+        };
+        HandlerFuture::pending(async move {
+            let made = {
+                let Some(Parsed::Document(document)) = &request.body else {
+                    unreachable!("called for a document")
+                };
+                let mut building = Building::new(document.root());
+                loop {
+                    match Python::attach(|py| building.step(py, BODY_STEP)) {
+                        Ok(Some(object)) => break Ok(object),
+                        Ok(None) => tokio::task::yield_now().await,
+                        Err(error) => break Err(error),
+                    }
+                }
+            };
+            // The objects hold what the handler needs: the document goes now.
+            request.body = None;
+            match made {
+                Ok(object) => this.answer(request, Some(object)).await,
+                Err(error) => {
+                    let errors = Python::attach(|py| {
+                        let loc = this.plan.body.as_ref().map_or(&[][..], |arg| &arg.loc[..]);
+                        rejection_errors(py, &this.bridge, loc, &error)
+                    });
+                    this.answer_invalid(&request, None, errors, HandlerLaps::default())
+                        .await
+                }
+            }
+        })
+    }
+
+    /// Calls the endpoint; `made` is the body as Python objects, if large.
+    fn answer(&self, request: RequestData, made: Option<Py<PyAny>>) -> HandlerFuture {
         let (bridge, plan) = (&self.bridge, &self.plan);
         let mut laps = HandlerLaps::default();
-        let started = Python::attach(|py| match self.start(py, &request, &mut laps) {
-            // Boxed: the exception's answer is rare, and large beside an outcome.
-            Ok(Outcome::Raised(error)) => {
-                Err(Box::new(on_exception(py, bridge, plan, error, &request)))
-            }
-            other => Ok(other),
-        });
+        let started =
+            Python::attach(
+                |py| match self.start(py, &request, made.as_ref(), &mut laps) {
+                    // Boxed: the exception's answer is rare, and large beside an outcome.
+                    Ok(Outcome::Raised(error)) => {
+                        Err(Box::new(on_exception(py, bridge, plan, error, &request)))
+                    }
+                    other => Ok(other),
+                },
+            );
         let outcome = match started {
             Ok(Ok(outcome)) => outcome,
             Ok(Err(error)) => return ready_with(Err(error), laps),
             Err(answer) => return with_laps(*answer, laps),
         };
+        let made = match outcome {
+            Outcome::Invalid(_) => made,
+            _ => let_go(made),
+        };
         match outcome {
             Outcome::Ready(response) => ready_with(Ok(response), laps),
             Outcome::Raised(_) => unreachable!("answered by on_exception above"),
             Outcome::Invalid(errors) => {
-                let parts = RequestParts::of(&request);
-                match validation_answer(bridge, &plan.label, parts, request.body.as_ref(), errors) {
-                    Ok(answer) => with_laps(answer, laps),
-                    Err(errors) => {
-                        ready_with(Ok(Problem::validation(errors, 0).into_response()), laps)
-                    }
-                }
+                let answer = self.answer_invalid(&request, made.as_ref(), errors, laps);
+                let_go(made);
+                answer
             }
             Outcome::Wait(receiver, sub) => {
                 let bridge = bridge.clone();
@@ -222,6 +282,36 @@ impl Handler for PythonHandler {
         }
     }
 
+    /// A Python type refused a value that passed its schema: the app's
+    /// validation handler, or the problem.
+    fn answer_invalid(
+        &self,
+        request: &RequestData,
+        made: Option<&Py<PyAny>>,
+        errors: Vec<FieldError>,
+        laps: HandlerLaps,
+    ) -> HandlerFuture {
+        let body = match (made, &request.body) {
+            (Some(object), _) => Some(PyBody::Made(object)),
+            (None, Some(Parsed::Value(value))) => Some(PyBody::Json(value)),
+            (None, _) => None,
+        };
+        let parts = RequestParts::of(request);
+        match validation_answer(&self.bridge, &self.plan.label, parts, body, errors) {
+            Ok(answer) => with_laps(answer, laps),
+            Err(errors) => ready_with(Ok(Problem::validation(errors, 0).into_response()), laps),
+        }
+    }
+}
+
+impl Handler for PythonHandler {
+    fn call(&self, request: RequestData) -> HandlerFuture {
+        if matches!(request.body, Some(Parsed::Document(_))) {
+            return self.call_with_document(request);
+        }
+        self.answer(request, None)
+    }
+
     fn invalid(&self, request: InvalidRequest) -> Result<HandlerFuture, Vec<FieldError>> {
         let parts = RequestParts {
             head: &request.head,
@@ -233,7 +323,7 @@ impl Handler for PythonHandler {
             &self.bridge,
             &self.plan.label,
             parts,
-            request.body.as_ref(),
+            request.body.as_ref().map(PyBody::Json),
             request.errors,
         )
     }

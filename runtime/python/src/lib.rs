@@ -6,6 +6,7 @@
 //! the boundary; [`server`] serves on a socket handed in by Python.
 
 mod access;
+mod alloc;
 mod bridge;
 mod convert;
 mod failures;
@@ -19,10 +20,9 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
-// Every request allocates (parsed bodies, headers, futures); mimalloc's small,
-// thread-local allocations cost far fewer instructions than glibc's malloc.
+// Every request allocates (parsed bodies, headers, futures): see alloc.rs.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: alloc::Allocator = alloc::Allocator;
 
 /// Splits a route path into its parameters: `[(name, converter or None), ...]`.
 #[pyfunction]

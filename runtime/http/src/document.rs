@@ -1,0 +1,792 @@
+//! A large JSON body held compactly: parsed, checked and handed over without a
+//! heap value per number and a map per object.
+//!
+//! `serde_json::Value` keeps each number's text (`arbitrary_precision`, for
+//! exact Python ints) in a string of its own: a 10 MB body of numbers costs
+//! about 200 MB as a `Value`. A [`Document`] holds one kind byte and one 8-byte
+//! word per value, with every string in one buffer. Values are stored in
+//! document order (an object's keys before their values); a container's word
+//! holds its count and where its last descendant ends, so that siblings are
+//! reached by skipping. It is checked against JSON Schema in place
+//! ([`DocumentJson`] is a `jsonschema` representation) and read by the binding
+//! through [`Node::view`].
+
+use std::borrow::Cow;
+use std::fmt;
+
+use jsonschema::json::{Array, Json, JsonNumber, NodeIdentity, Object};
+use jsonschema::JsonType;
+use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+use serde_json::{Map, Number, Value};
+
+/// How serde_json (with `arbitrary_precision`) hands a number to a visitor:
+/// as a one-entry map under this key, holding the number's text.
+const NUMBER_TOKEN: &str = "$serde_json::private::Number";
+
+/// The lower half of a word: a string's length, a container's end.
+const LOW: u64 = 0xFFFF_FFFF;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+enum Kind {
+    Null,
+    False,
+    True,
+    /// Word: the `i64`'s bits.
+    Int,
+    /// Word: a `u64` above `i64::MAX`.
+    UInt,
+    /// Word: the `f64`'s bits (a finite number written with a fraction or exponent).
+    Float,
+    /// Word: a span of `text` holding a number no primitive holds (an integer
+    /// beyond 64 bits, a float beyond `f64`).
+    Digits,
+    /// Word: a span of `text` (offset above, length below).
+    Str,
+    /// Word: the count of items (above) and the index past the last descendant (below).
+    Array,
+    /// Word: the count of members (above) and the index past the last descendant (below).
+    Object,
+}
+
+/// A parsed JSON value, compactly (see the module's documentation).
+#[derive(Default)]
+pub struct Document {
+    kinds: Vec<Kind>,
+    words: Vec<u64>,
+    text: String,
+}
+
+impl fmt::Debug for Document {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Document({} values)", self.kinds.len())
+    }
+}
+
+impl Document {
+    /// The largest input a document takes: positions are 32-bit.
+    pub const MAX_INPUT: usize = u32::MAX as usize;
+
+    /// Parses `bytes`, at most [`Document::MAX_INPUT`] of them, as one JSON value.
+    pub fn parse(bytes: &[u8]) -> Result<Document, serde_json::Error> {
+        assert!(
+            bytes.len() <= Self::MAX_INPUT,
+            "a document holds at most 4 GiB"
+        );
+        let mut document = Document::default();
+        let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+        Build(&mut document).deserialize(&mut deserializer)?;
+        deserializer.end()?;
+        document.kinds.shrink_to_fit();
+        document.words.shrink_to_fit();
+        document.text.shrink_to_fit();
+        Ok(document)
+    }
+
+    pub fn root(&self) -> Node<'_> {
+        Node { doc: self, at: 0 }
+    }
+
+    /// How many values it holds (containers, keys and scalars).
+    pub fn len(&self) -> usize {
+        self.kinds.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.kinds.is_empty()
+    }
+
+    /// The document as a `Value`, for the rare paths that need one (the
+    /// errors of an invalid body).
+    pub fn to_value(&self) -> Value {
+        self.root().to_json()
+    }
+
+    fn push(&mut self, kind: Kind, word: u64) {
+        self.kinds.push(kind);
+        self.words.push(word);
+    }
+
+    /// Appends `text` to the buffer; its span's word.
+    fn store(&mut self, text: &str) -> u64 {
+        let offset = self.text.len() as u64;
+        self.text.push_str(text);
+        offset << 32 | text.len() as u64
+    }
+
+    fn push_number(&mut self, text: &str) {
+        // As Python's `json` reads numbers: an integer unless written with a
+        // fraction or an exponent.
+        if !text.bytes().any(|b| matches!(b, b'.' | b'e' | b'E')) {
+            if let Ok(int) = text.parse::<i64>() {
+                return self.push(Kind::Int, int as u64);
+            }
+            if let Ok(int) = text.parse::<u64>() {
+                return self.push(Kind::UInt, int);
+            }
+        } else if let Ok(float) = text.parse::<f64>() {
+            if float.is_finite() {
+                return self.push(Kind::Float, float.to_bits());
+            }
+        }
+        let span = self.store(text);
+        self.push(Kind::Digits, span);
+    }
+
+    /// Starts a container at the next index; [`Document::close`] completes it.
+    fn open(&mut self, kind: Kind) -> usize {
+        self.push(kind, 0);
+        self.kinds.len() - 1
+    }
+
+    fn close(&mut self, at: usize, count: u64) {
+        self.words[at] = count << 32 | self.kinds.len() as u64;
+    }
+}
+
+/// One value of a document; cheap to copy.
+#[derive(Clone, Copy)]
+pub struct Node<'a> {
+    doc: &'a Document,
+    at: u32,
+}
+
+/// What a node holds.
+pub enum View<'a> {
+    Null,
+    Bool(bool),
+    Int(i64),
+    UInt(u64),
+    Float(f64),
+    /// A number no primitive holds, as written.
+    Digits(&'a str),
+    Str(&'a str),
+    Array(Items<'a>),
+    Object(Members<'a>),
+}
+
+impl<'a> Node<'a> {
+    fn kind(self) -> Kind {
+        self.doc.kinds[self.at as usize]
+    }
+
+    fn word(self) -> u64 {
+        self.doc.words[self.at as usize]
+    }
+
+    fn text(self) -> &'a str {
+        let word = self.word();
+        let offset = (word >> 32) as usize;
+        &self.doc.text[offset..offset + (word & LOW) as usize]
+    }
+
+    /// The index past this value and its descendants: its next sibling's.
+    fn end(self) -> u32 {
+        match self.kind() {
+            Kind::Array | Kind::Object => (self.word() & LOW) as u32,
+            _ => self.at + 1,
+        }
+    }
+
+    fn count(self) -> u32 {
+        (self.word() >> 32) as u32
+    }
+
+    fn children(self) -> Items<'a> {
+        Items {
+            doc: self.doc,
+            next: self.at + 1,
+            left: self.count(),
+        }
+    }
+
+    pub fn view(self) -> View<'a> {
+        match self.kind() {
+            Kind::Null => View::Null,
+            Kind::False => View::Bool(false),
+            Kind::True => View::Bool(true),
+            Kind::Int => View::Int(self.word() as i64),
+            Kind::UInt => View::UInt(self.word()),
+            Kind::Float => View::Float(f64::from_bits(self.word())),
+            Kind::Digits => View::Digits(self.text()),
+            Kind::Str => View::Str(self.text()),
+            Kind::Array => View::Array(self.children()),
+            Kind::Object => View::Object(Members(self.children())),
+        }
+    }
+
+    fn to_json(self) -> Value {
+        match self.view() {
+            View::Null => Value::Null,
+            View::Bool(flag) => Value::Bool(flag),
+            View::Int(int) => Value::from(int),
+            View::UInt(int) => Value::from(int),
+            View::Float(float) => Number::from_f64(float).map_or(Value::Null, Value::Number),
+            View::Digits(text) => text.parse::<Number>().map_or(Value::Null, Value::Number),
+            View::Str(text) => Value::String(text.to_owned()),
+            View::Array(items) => Value::Array(items.map(Node::to_json).collect()),
+            View::Object(members) => {
+                let map: Map<String, Value> = members
+                    .map(|(key, value)| (key.to_owned(), value.to_json()))
+                    .collect();
+                Value::Object(map)
+            }
+        }
+    }
+
+    fn number(self) -> Option<DocumentNumber<'a>> {
+        Some(match self.view() {
+            View::Int(int) => DocumentNumber::Int(int),
+            View::UInt(int) => DocumentNumber::UInt(int),
+            View::Float(float) => DocumentNumber::Float(float),
+            View::Digits(text) => DocumentNumber::Digits(text),
+            _ => return None,
+        })
+    }
+}
+
+/// An array's items, in order.
+#[derive(Clone)]
+pub struct Items<'a> {
+    doc: &'a Document,
+    next: u32,
+    left: u32,
+}
+
+impl<'a> Iterator for Items<'a> {
+    type Item = Node<'a>;
+
+    fn next(&mut self) -> Option<Node<'a>> {
+        if self.left == 0 {
+            return None;
+        }
+        let node = Node {
+            doc: self.doc,
+            at: self.next,
+        };
+        self.next = node.end();
+        self.left -= 1;
+        Some(node)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.left as usize, Some(self.left as usize))
+    }
+}
+
+impl ExactSizeIterator for Items<'_> {}
+
+/// An object's members (key, value), in the order received.
+#[derive(Clone)]
+pub struct Members<'a>(Items<'a>);
+
+impl<'a> Iterator for Members<'a> {
+    type Item = (&'a str, Node<'a>);
+
+    fn next(&mut self) -> Option<(&'a str, Node<'a>)> {
+        let Items { doc, next, left } = &mut self.0;
+        if *left == 0 {
+            return None;
+        }
+        let key = Node { doc, at: *next };
+        let value = Node { doc, at: *next + 1 };
+        *next = value.end();
+        *left -= 1;
+        Some((key.text(), value))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.0.size_hint()
+    }
+}
+
+impl ExactSizeIterator for Members<'_> {}
+
+/// Builds a document from serde_json's parser, one value at a time.
+struct Build<'d>(&'d mut Document);
+
+impl<'de> DeserializeSeed<'de> for Build<'_> {
+    type Value = ();
+
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Build<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_unit<E>(self) -> Result<(), E> {
+        self.0.push(Kind::Null, 0);
+        Ok(())
+    }
+
+    fn visit_bool<E>(self, flag: bool) -> Result<(), E> {
+        self.0.push(if flag { Kind::True } else { Kind::False }, 0);
+        Ok(())
+    }
+
+    // Without `arbitrary_precision` numbers arrive as these.
+    fn visit_i64<E>(self, int: i64) -> Result<(), E> {
+        self.0.push(Kind::Int, int as u64);
+        Ok(())
+    }
+
+    fn visit_u64<E>(self, int: u64) -> Result<(), E> {
+        match i64::try_from(int) {
+            Ok(int) => self.0.push(Kind::Int, int as u64),
+            Err(_) => self.0.push(Kind::UInt, int),
+        }
+        Ok(())
+    }
+
+    fn visit_f64<E>(self, float: f64) -> Result<(), E> {
+        self.0.push(Kind::Float, float.to_bits());
+        Ok(())
+    }
+
+    fn visit_str<E>(self, text: &str) -> Result<(), E> {
+        let span = self.0.store(text);
+        self.0.push(Kind::Str, span);
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let doc = self.0;
+        let at = doc.open(Kind::Array);
+        let mut count = 0;
+        while seq.next_element_seed(Build(doc))?.is_some() {
+            count += 1;
+        }
+        doc.close(at, count);
+        Ok(())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let doc = self.0;
+        let Some(first) = map.next_key_seed(Key(doc))? else {
+            let at = doc.open(Kind::Object);
+            doc.close(at, 0);
+            return Ok(());
+        };
+        if doc.text[(first >> 32) as usize..] == *NUMBER_TOKEN {
+            // A number, as serde_json's own `Value` tells it: by its first key.
+            doc.text.truncate((first >> 32) as usize);
+            let digits: Cow<'de, str> = map.next_value()?;
+            doc.push_number(&digits);
+            return Ok(());
+        }
+        let at = doc.open(Kind::Object);
+        let mut key = first;
+        let mut count = 0;
+        loop {
+            doc.push(Kind::Str, key);
+            map.next_value_seed(Build(doc))?;
+            count += 1;
+            match map.next_key_seed(Key(doc))? {
+                Some(next) => key = next,
+                None => break,
+            }
+        }
+        doc.close(at, count);
+        Ok(())
+    }
+}
+
+/// An object's key, stored in the text buffer; its span's word.
+struct Key<'d>(&'d mut Document);
+
+impl<'de> DeserializeSeed<'de> for Key<'_> {
+    type Value = u64;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<u64, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Key<'_> {
+    type Value = u64;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object key")
+    }
+
+    fn visit_str<E>(self, text: &str) -> Result<u64, E> {
+        Ok(self.0.store(text))
+    }
+}
+
+/// A document as `jsonschema` validates it, in place.
+pub struct DocumentJson;
+
+impl Json for DocumentJson {
+    type Node<'a> = Node<'a>;
+    type PreparedKey = String;
+    /// A one-string document, for `propertyNames`.
+    type StringBuffer = Document;
+
+    // A lookup scans the object's keys: a pass over them is rarely dearer.
+    const KEYS_PER_LOOKUP: usize = 8;
+    const ACYCLIC: bool = true;
+
+    fn prepare_key(key: &str) -> String {
+        key.to_owned()
+    }
+
+    fn with_string_node<T>(
+        buffer: &mut Document,
+        string: &str,
+        f: impl FnOnce(Node<'_>) -> T,
+    ) -> T {
+        buffer.kinds.clear();
+        buffer.words.clear();
+        buffer.text.clear();
+        let span = buffer.store(string);
+        buffer.push(Kind::Str, span);
+        f(buffer.root())
+    }
+}
+
+impl<'a> jsonschema::json::Node<'a, DocumentJson> for Node<'a> {
+    type Object = Members<'a>;
+    type Array = Items<'a>;
+    type Number = DocumentNumber<'a>;
+
+    fn as_object(&self) -> Option<Members<'a>> {
+        (self.kind() == Kind::Object).then(|| Members(self.children()))
+    }
+
+    fn as_array(&self) -> Option<Items<'a>> {
+        (self.kind() == Kind::Array).then(|| self.children())
+    }
+
+    fn as_string(&self) -> Option<Cow<'a, str>> {
+        (self.kind() == Kind::Str).then(|| Cow::Borrowed(self.text()))
+    }
+
+    fn as_number(&self) -> Option<DocumentNumber<'a>> {
+        self.number()
+    }
+
+    fn is_number(&self) -> bool {
+        matches!(
+            self.kind(),
+            Kind::Int | Kind::UInt | Kind::Float | Kind::Digits
+        )
+    }
+
+    fn as_boolean(&self) -> Option<bool> {
+        match self.kind() {
+            Kind::True => Some(true),
+            Kind::False => Some(false),
+            _ => None,
+        }
+    }
+
+    fn is_null(&self) -> bool {
+        self.kind() == Kind::Null
+    }
+
+    fn json_type(&self) -> JsonType {
+        match self.kind() {
+            Kind::Null => JsonType::Null,
+            Kind::False | Kind::True => JsonType::Boolean,
+            Kind::Int | Kind::UInt | Kind::Float | Kind::Digits => JsonType::Number,
+            Kind::Str => JsonType::String,
+            Kind::Array => JsonType::Array,
+            Kind::Object => JsonType::Object,
+        }
+    }
+
+    fn to_value(&self) -> Cow<'a, Value> {
+        Cow::Owned(self.to_json())
+    }
+
+    fn identity(&self) -> Option<NodeIdentity> {
+        let address = std::ptr::from_ref::<Document>(self.doc) as usize;
+        Some(NodeIdentity::tagged(address, self.at))
+    }
+}
+
+impl<'a> Object<'a, DocumentJson> for Members<'a> {
+    type Node = Node<'a>;
+    type MemberName = &'a str;
+    type MembersIter = Members<'a>;
+
+    fn len(&self) -> usize {
+        self.0.left as usize
+    }
+
+    fn get(&self, key: &String) -> Option<Node<'a>> {
+        self.clone()
+            .find(|(name, _)| *name == key)
+            .map(|(_, value)| value)
+    }
+
+    fn members(&self) -> Members<'a> {
+        self.clone()
+    }
+}
+
+impl<'a> Array<'a, DocumentJson> for Items<'a> {
+    type Node = Node<'a>;
+    type ElementsIter = Items<'a>;
+
+    fn len(&self) -> usize {
+        self.left as usize
+    }
+
+    fn elements(&self) -> Items<'a> {
+        self.clone()
+    }
+}
+
+/// A number of a document, as `jsonschema` reads it.
+#[derive(Clone, Copy)]
+pub enum DocumentNumber<'a> {
+    Int(i64),
+    UInt(u64),
+    Float(f64),
+    Digits(&'a str),
+}
+
+impl JsonNumber for DocumentNumber<'_> {
+    fn as_u64(&self) -> Option<u64> {
+        match *self {
+            DocumentNumber::Int(int) => u64::try_from(int).ok(),
+            DocumentNumber::UInt(int) => Some(int),
+            _ => None,
+        }
+    }
+
+    fn as_i64(&self) -> Option<i64> {
+        match *self {
+            DocumentNumber::Int(int) => Some(int),
+            _ => None,
+        }
+    }
+
+    fn as_f64(&self) -> Option<f64> {
+        match *self {
+            DocumentNumber::Int(int) => Some(int as f64),
+            DocumentNumber::UInt(int) => Some(int as f64),
+            DocumentNumber::Float(float) => Some(float),
+            DocumentNumber::Digits(text) => text.parse::<f64>().ok().filter(|f| f.is_finite()),
+        }
+    }
+
+    fn as_str(&self) -> Cow<'_, str> {
+        match *self {
+            DocumentNumber::Digits(text) => Cow::Borrowed(text),
+            _ => Cow::Owned(self.to_number().to_string()),
+        }
+    }
+
+    fn to_number(&self) -> Cow<'_, Number> {
+        Cow::Owned(match *self {
+            DocumentNumber::Int(int) => Number::from(int),
+            DocumentNumber::UInt(int) => Number::from(int),
+            DocumentNumber::Float(float) => Number::from_f64(float).unwrap_or_else(|| 0.into()),
+            DocumentNumber::Digits(text) => text.parse().unwrap_or_else(|_| 0.into()),
+        })
+    }
+
+    fn is_integer(&self) -> bool {
+        match *self {
+            DocumentNumber::Int(_) | DocumentNumber::UInt(_) => true,
+            DocumentNumber::Float(float) => float.fract() == 0.0,
+            // An integer beyond 64 bits; a float beyond `f64` is refused
+            // when it is made a Python float, whatever its schema says.
+            DocumentNumber::Digits(_) => self.is_written_as_integer(),
+        }
+    }
+
+    fn is_written_as_integer(&self) -> bool {
+        match *self {
+            DocumentNumber::Int(_) | DocumentNumber::UInt(_) => true,
+            DocumentNumber::Float(_) => false,
+            DocumentNumber::Digits(text) => !text.contains(['.', 'e', 'E']),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn parse(text: &str) -> Document {
+        Document::parse(text.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn every_json_value_reads_back_as_serde_json_reads_it() {
+        let texts = [
+            "null",
+            "true",
+            "[]",
+            "{}",
+            r#""h\u00e9llo \"x\"""#,
+            "[1, -2, 0, 9223372036854775807, 9223372036854775808, 18446744073709551616]",
+            "[1.5, -0.0, 1e2, 2E-3, 1.0, 1e400, -123456789012345678901234567890]",
+            r#"{"a": {"b": [1, {"c": null}, []], "d": {}}, "e": "f", "a2": [[[]]]}"#,
+            r#"{"$serde_json::private::Number": "12"}"#,
+            r#"{"x": 1, "$serde_json::private::Number": "12"}"#,
+            r#"[{"": ""}, {"k": "v", "k": "w"}]"#,
+        ];
+        for text in texts {
+            let expected: Value = serde_json::from_str(text).unwrap();
+            assert_eq!(
+                canonical(parse(text).to_value()),
+                canonical(expected),
+                "{text}"
+            );
+        }
+    }
+
+    /// Numbers as Python reads them (`1e2` and `1E+2` are one float), as text.
+    fn canonical(value: Value) -> Value {
+        match value {
+            Value::Number(number) => {
+                let text = number.as_str();
+                Value::String(match text.contains(['.', 'e', 'E']) {
+                    true => format!("float {:?}", text.parse::<f64>().unwrap()),
+                    false => format!("int {text}"),
+                })
+            }
+            Value::Array(items) => Value::Array(items.into_iter().map(canonical).collect()),
+            Value::Object(map) => {
+                Value::Object(map.into_iter().map(|(k, v)| (k, canonical(v))).collect())
+            }
+            other => other,
+        }
+    }
+
+    #[test]
+    fn numbers_are_held_as_python_reads_them() {
+        let document =
+            parse("[1, -5, 18446744073709551615, 1e2, 1.5, 123456789012345678901234567890, 1e400]");
+        let View::Array(items) = document.root().view() else {
+            panic!("an array")
+        };
+        let kinds: Vec<String> = items
+            .map(|item| match item.view() {
+                View::Int(int) => format!("int {int}"),
+                View::UInt(int) => format!("uint {int}"),
+                View::Float(float) => format!("float {float}"),
+                View::Digits(text) => format!("digits {text}"),
+                _ => "other".into(),
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "int 1",
+                "int -5",
+                "uint 18446744073709551615",
+                "float 100",
+                "float 1.5",
+                "digits 123456789012345678901234567890",
+                "digits 1e+400"
+            ]
+        );
+    }
+
+    #[test]
+    fn malformed_json_is_refused_as_serde_json_refuses_it() {
+        for text in ["", "[1,", "{\"a\" 1}", "[1] [2]", "nul", "[1e]"] {
+            let ours = Document::parse(text.as_bytes())
+                .err()
+                .map(|e| e.to_string());
+            let theirs = serde_json::from_str::<Value>(text)
+                .err()
+                .map(|e| e.to_string());
+            assert_eq!(ours, theirs, "{text}");
+            assert!(ours.is_some());
+        }
+    }
+
+    #[test]
+    fn siblings_after_nested_containers_are_found() {
+        let document = parse(r#"{"a": [[1, 2], {"x": [3]}], "b": 4}"#);
+        let View::Object(members) = document.root().view() else {
+            panic!("an object")
+        };
+        let keys: Vec<&str> = members.clone().map(|(key, _)| key).collect();
+        assert_eq!(keys, ["a", "b"]);
+        let b = Object::get(&members, &"b".to_owned()).unwrap();
+        assert!(matches!(b.view(), View::Int(4)));
+    }
+
+    #[test]
+    fn the_document_keeps_the_contract_jsonschema_relies_on() {
+        let text = jsonschema::json::conformance::document().to_string();
+        let document = parse(&text);
+        jsonschema::json::conformance::assert_conformance::<DocumentJson>(&document.root());
+    }
+
+    #[test]
+    fn documents_are_valid_exactly_when_their_values_are() {
+        let schemas = [
+            json!({"type": "array", "items": {"type": "number"}}),
+            json!({"type": "array", "items": {"type": "integer"}, "maxItems": 3}),
+            json!({"type": "object", "properties": {"a": {"type": "string", "minLength": 2}},
+                   "required": ["a"], "additionalProperties": false}),
+            json!({"$defs": {"N": {"type": "object", "properties": {"n": {"$ref": "#/$defs/N"},
+                   "v": {"type": "integer", "minimum": 0}}}}, "$ref": "#/$defs/N"}),
+            json!({"type": "object", "propertyNames": {"pattern": "^[a-z]+$"}}),
+            json!({"type": "array", "uniqueItems": true}),
+            json!({"enum": [1, "x", [1, 2], {"a": null}]}),
+            json!({"type": "number", "multipleOf": 0.5, "exclusiveMaximum": 10}),
+            json!({"anyOf": [{"type": "null"}, {"type": "string", "format": "date"}]}),
+        ];
+        let instances = [
+            "[1, 2.5, 3]",
+            "[1, 2, 3]",
+            "[1, 2, 3, 4]",
+            "[1.0, 2]",
+            "[1, \"2\"]",
+            r#"{"a": "xy"}"#,
+            r#"{"a": "x"}"#,
+            r#"{"a": "xy", "b": 1}"#,
+            r#"{"n": {"n": {"v": 1}}, "v": 2}"#,
+            r#"{"n": {"n": {"v": -1}}}"#,
+            r#"{"abc": 1, "Abc": 2}"#,
+            "[1, 1.0]",
+            "[{\"a\": null}, {\"a\": null}]",
+            r#"{"a": null}"#,
+            "[1, 2]",
+            "9.5",
+            "10",
+            "7.25",
+            "null",
+            "\"2024-02-30\"",
+            "\"2024-02-03\"",
+            "123456789012345678901234567890",
+        ];
+        for schema in &schemas {
+            let ours = options::<DocumentJson>(schema);
+            let theirs = options::<jsonschema::json::SerdeJson>(schema);
+            for text in instances {
+                let value: Value = serde_json::from_str(text).unwrap();
+                assert_eq!(
+                    ours.is_valid(parse(text).root()),
+                    theirs.is_valid(&value),
+                    "{schema} on {text}"
+                );
+            }
+        }
+    }
+
+    fn options<F: Json>(schema: &Value) -> jsonschema::Validator<F> {
+        jsonschema::options_for::<F>()
+            .with_draft(jsonschema::Draft::Draft202012)
+            .should_validate_formats(true)
+            .build(schema)
+            .unwrap()
+    }
+}
