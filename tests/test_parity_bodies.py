@@ -122,6 +122,21 @@ async def two_bodies(item: Item, point: Point, note: str = Body("none")) -> dict
     return {"item": item.name, "x": point.x, "note": note}
 
 
+@app.post("/maybe-order")
+async def maybe_order(order: Order | None = None) -> dict:
+    return {"sku": None if order is None else order.sku}
+
+
+@app.post("/maybe-point")
+async def maybe_point(p: Annotated[Point | None, Body()]) -> dict:
+    return {"point": None if p is None else [p.x, p.y]}
+
+
+@app.post("/maybe-number")
+async def maybe_number(n: Annotated[float | None, Body()]) -> dict:
+    return {"n": n}
+
+
 @app.get("/types")
 async def query_types(
     day: datetime.date,
@@ -170,6 +185,34 @@ def test_a_pydantic_body_is_validated_and_converted(client):
 def test_pydantic_field_constraints_are_checked_before_python(client, change, loc, kind):
     body = assert_problem(client.post("/orders", json={**VALID_ORDER, **change}), 422)
     assert [(e["loc"], e["type"]) for e in body["errors"]] == [(loc, kind)]
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "answer"),
+    [
+        ("/maybe-order", VALID_ORDER, {"sku": "ABC-1"}),
+        ("/maybe-order", None, {"sku": None}),
+        ("/maybe-point", {"x": 1, "y": 2}, {"point": [1, 2]}),
+        ("/maybe-point", None, {"point": None}),
+        ("/maybe-number", 2, {"n": 2.0}),
+        ("/maybe-number", None, {"n": None}),
+    ],
+)
+def test_a_null_body_is_none_for_an_optional_type(client, path, value, answer):
+    # As in FastAPI, which validates null against `X | None`.
+    response = client.post(path, content=msgspec.json.encode(value), headers={"content-type": "application/json"})
+    assert (response.status_code, response.json()) == (200, answer)
+
+
+def test_an_optional_body_that_is_not_null_is_checked_as_its_type(client):
+    body = assert_problem(client.post("/maybe-order", json={**VALID_ORDER, "quantity": 0}), 422)
+    assert [(e["loc"], e["type"]) for e in body["errors"]] == [(["body", "quantity"], "greater_than")]
+    body = assert_problem(client.post("/maybe-point", json={"x": "a", "y": 2}), 422)
+    assert [e["loc"] for e in body["errors"]] == [["body", "x"]]
+    # Missing altogether: the default, or missing when there is none.
+    assert client.post("/maybe-order").json() == {"sku": None}
+    body = assert_problem(client.post("/maybe-point"), 422)
+    assert [(e["loc"], e["type"]) for e in body["errors"]] == [(["body"], "missing")]
 
 
 def test_a_missing_aliased_field_is_located_by_its_alias(client):

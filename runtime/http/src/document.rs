@@ -368,18 +368,20 @@ impl<'de> Visitor<'de> for Build<'_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         let doc = self.0;
-        let Some(first) = map.next_key_seed(Key(doc))? else {
-            let at = doc.open(Kind::Object);
-            doc.close(at, 0);
-            return Ok(());
+        let first = match map.next_key_seed(Key { doc, first: true })? {
+            None => {
+                let at = doc.open(Kind::Object);
+                doc.close(at, 0);
+                return Ok(());
+            }
+            Some(None) => {
+                // A number, told as serde_json's own `Value` tells it: by its first key.
+                let digits: Cow<'de, str> = map.next_value()?;
+                doc.push_number(&digits);
+                return Ok(());
+            }
+            Some(Some(key)) => key,
         };
-        if doc.text[(first >> 32) as usize..] == *NUMBER_TOKEN {
-            // A number, as serde_json's own `Value` tells it: by its first key.
-            doc.text.truncate((first >> 32) as usize);
-            let digits: Cow<'de, str> = map.next_value()?;
-            doc.push_number(&digits);
-            return Ok(());
-        }
         let at = doc.open(Kind::Object);
         let mut key = first;
         let mut count = 0;
@@ -387,8 +389,8 @@ impl<'de> Visitor<'de> for Build<'_> {
             doc.push(Kind::Str, key);
             map.next_value_seed(Build(doc))?;
             count += 1;
-            match map.next_key_seed(Key(doc))? {
-                Some(next) => key = next,
+            match map.next_key_seed(Key { doc, first: false })? {
+                Some(next) => key = next.unwrap_or_default(),
                 None => break,
             }
         }
@@ -397,26 +399,36 @@ impl<'de> Visitor<'de> for Build<'_> {
     }
 }
 
-/// An object's key, stored in the text buffer; its span's word.
-struct Key<'d>(&'d mut Document);
+/// An object's key, stored in the text buffer: its span's word; `None` for
+/// the key by which serde_json hands over a number (first, and not stored).
+struct Key<'d> {
+    doc: &'d mut Document,
+    first: bool,
+}
 
 impl<'de> DeserializeSeed<'de> for Key<'_> {
-    type Value = u64;
+    type Value = Option<u64>;
 
-    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<u64, D::Error> {
+    fn deserialize<D: de::Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<Option<u64>, D::Error> {
         deserializer.deserialize_str(self)
     }
 }
 
 impl<'de> Visitor<'de> for Key<'_> {
-    type Value = u64;
+    type Value = Option<u64>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("an object key")
     }
 
-    fn visit_str<E>(self, text: &str) -> Result<u64, E> {
-        Ok(self.0.store(text))
+    fn visit_str<E>(self, text: &str) -> Result<Option<u64>, E> {
+        if self.first && text == NUMBER_TOKEN {
+            return Ok(None);
+        }
+        Ok(Some(self.doc.store(text)))
     }
 }
 

@@ -16,7 +16,7 @@ import typing
 import uuid
 from collections.abc import Callable
 from functools import partial
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 import msgspec.inspect
@@ -43,13 +43,15 @@ def plan_body(args: list[_Arg], where: str) -> BodyPlan | None:
     if not embed:
         arg = args[0]
         schema, converter = _schema_and_converter(arg, where)
+        numbers = _numbers_made_in_rust(strip_optional(arg.annotation)[0])
         return BodyPlan(
             name=arg.name,
             schema=schema,
             required=arg.default is ...,
             default=None if arg.default is ... else arg.default,
-            converter=converter,
+            converter=None if numbers else converter,
             fields=(),
+            numbers=numbers,
         )
     fields = []
     properties: dict[str, Any] = {}
@@ -90,17 +92,31 @@ def _schema_and_converter(arg: _Arg, where: str) -> tuple[dict[str, Any] | None,
     annotation = arg.annotation
     if annotation is inspect.Parameter.empty:
         annotation = Any
-    inner, _ = strip_optional(annotation)
+    inner, optional = strip_optional(annotation)
     if inner is Any:
         return None, None
     from_pydantic = pydantic_body(inner)
+    converter: Callable[[Any], Any] | None
     if from_pydantic is not None:
-        return from_pydantic
-    try:
-        schema = msgspec.json.schema(inner)
-    except (TypeError, ValueError) as error:
-        raise TypeError(f"{where}: body parameter '{arg.name}': {error}") from None
-    return _as_fastapi_reads(schema), _body_converter(annotation, inner)
+        schema, converter = from_pydantic
+    else:
+        try:
+            schema = _as_fastapi_reads(msgspec.json.schema(inner))
+        except (TypeError, ValueError) as error:
+            raise TypeError(f"{where}: body parameter '{arg.name}': {error}") from None
+        converter = _body_converter(annotation, inner)
+    # `X | None`: a JSON null is the value None, as FastAPI validates it.
+    return (_or_null(schema) if optional else schema), converter
+
+
+def _or_null(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema``, or null; its ``$defs`` stay at the root, where its ``$ref``s point."""
+    rest = dict(schema)
+    defs = rest.pop("$defs", None)
+    either: dict[str, Any] = {"anyOf": [rest, {"type": "null"}]}
+    if defs is not None:
+        either["$defs"] = defs
+    return either
 
 
 def _body_converter(annotation: Any, inner: Any) -> Callable[[Any], Any] | None:
@@ -111,6 +127,22 @@ def _body_converter(annotation: Any, inner: Any) -> Callable[[Any], Any] | None:
     if holds_numbers:
         return partial(msgspec.convert, type=annotation, strict=False)
     return converter_for(inner)
+
+
+def _numbers_made_in_rust(inner: Any) -> Literal["int", "float"] | None:
+    """For a body of ``int`` or ``float``, or a list or str-keyed dict of one of them,
+    the type the runtime makes every JSON number as (``2.0`` -> 2 for ``int``; the
+    schema has required it integral), instead of a converter copying the body."""
+    origin, args = typing.get_origin(inner), typing.get_args(inner)
+    if origin is list and len(args) == 1:
+        inner = args[0]
+    elif origin is dict and len(args) == 2 and args[0] is str:
+        inner = args[1]
+    if inner is int:
+        return "int"
+    if inner is float:
+        return "float"
+    return None
 
 
 def strip_optional(tp: Any) -> tuple[Any, bool]:

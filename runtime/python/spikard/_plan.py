@@ -52,6 +52,9 @@ class BodyPlan:
     default: Any
     converter: Callable[[Any], Any] | None
     fields: tuple[BodyField, ...] = ()
+    # The body's JSON numbers made as this type in Rust (a body of ``float``, ``int``
+    # or a list or str-keyed dict of one), so no converter copies it; None: as written.
+    numbers: Literal["int", "float"] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,7 @@ use spikard_http::{
 
 use crate::bridge::Bridge;
 use crate::plan::HandlerPlan;
-use crate::values::to_python;
+use crate::values::{to_python_as, Numbers};
 
 /// A converter rejected a value that passed the JSON Schema (a rule only the
 /// Python type can check).
@@ -37,8 +37,11 @@ fn arg_value<'py>(
     default: &Py<PyAny>,
     converter: Option<&Py<PyAny>>,
     value: Option<&Value>,
+    numbers: Numbers,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let object = value.map(|value| to_python(py, value)).transpose()?;
+    let object = value
+        .map(|value| to_python_as(py, value, numbers))
+        .transpose()?;
     arg_object(py, default, converter, object)
 }
 
@@ -50,6 +53,8 @@ fn arg_object<'py>(
 ) -> PyResult<Bound<'py, PyAny>> {
     match (object, converter) {
         (None, _) => Ok(default.bind(py).clone()),
+        // A JSON null passed its schema: the value of an `X | None`, unconverted.
+        (Some(object), _) if object.is_none() => Ok(object),
         (Some(object), Some(convert)) => convert.bind(py).call1((object,)),
         (Some(object), None) => Ok(object),
     }
@@ -80,7 +85,13 @@ pub fn build_args<'py, 'a>(
 ) -> Result<Args<'py>, ArgRejected<'a>> {
     let mut values = Vec::with_capacity(plan.args.len() + 3);
     for (arg, value) in plan.args.iter().zip(&request.args) {
-        let made = arg_value(py, &arg.default, arg.converter.as_ref(), value.as_ref());
+        let made = arg_value(
+            py,
+            &arg.default,
+            arg.converter.as_ref(),
+            value.as_ref(),
+            arg.numbers,
+        );
         values.push(made.map_err(|error| ArgRejected {
             loc: &arg.loc,
             error,
@@ -101,8 +112,10 @@ pub fn build_args<'py, 'a>(
             Some(BodyInput::Made(object)) => {
                 arg_object(py, default, converter, Some(object.clone()))
             }
-            Some(BodyInput::Json(value)) => arg_value(py, default, converter, Some(value)),
-            None => arg_value(py, default, converter, None),
+            Some(BodyInput::Json(value)) => {
+                arg_value(py, default, converter, Some(value), arg.numbers)
+            }
+            None => arg_value(py, default, converter, None, arg.numbers),
         };
         values.push(made.map_err(|error| ArgRejected {
             loc: &arg.loc,
@@ -117,8 +130,10 @@ pub fn build_args<'py, 'a>(
                 .map_err(PyErr::from)
                 .and_then(|dict| dict.get_item(key))
                 .and_then(|found| arg_object(py, default, converter, found)),
-            Some(BodyInput::Json(value)) => arg_value(py, default, converter, value.get(key)),
-            None => arg_value(py, default, converter, None),
+            Some(BodyInput::Json(value)) => {
+                arg_value(py, default, converter, value.get(key), field.numbers)
+            }
+            None => arg_value(py, default, converter, None, field.numbers),
         };
         values.push(made.map_err(|error| ArgRejected {
             loc: &field.loc,

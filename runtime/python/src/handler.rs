@@ -16,7 +16,7 @@ use crate::failures::{
     fault, ready, ready_with, rejection_errors, run_error_handler, validation_answer,
 };
 use crate::plan::HandlerPlan;
-use crate::values::{Building, PyBody};
+use crate::values::{Building, Numbers, PyBody};
 
 pub struct PythonHandler {
     plan: Arc<HandlerPlan>,
@@ -193,7 +193,12 @@ impl PythonHandler {
                 let Some(Parsed::Document(document)) = &request.body else {
                     unreachable!("called for a document")
                 };
-                let mut building = Building::new(document.root());
+                let numbers = this
+                    .plan
+                    .body
+                    .as_ref()
+                    .map_or(Numbers::AsWritten, |arg| arg.numbers);
+                let mut building = Building::new(document.root(), numbers);
                 loop {
                     match Python::attach(|py| building.step(py, BODY_STEP)) {
                         Ok(Some(object)) => break Ok(object),

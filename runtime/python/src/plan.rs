@@ -10,6 +10,8 @@ use pyo3::types::{PyString, PyTuple};
 use serde_json::Value;
 use spikard_http::{framing, BodySpec, LocSegment, ParamSource, ParamSpec, RouteSpec, Scalar};
 
+use crate::values::Numbers;
+
 /// `spikard._plan.ParamPlan`
 #[derive(FromPyObject)]
 pub struct ParamPlan {
@@ -41,6 +43,8 @@ pub struct BodyPlan {
     pub required: bool,
     pub default: Py<PyAny>,
     pub converter: Option<Py<PyAny>>,
+    /// How its numbers become Python numbers: `None`, `"int"` or `"float"`.
+    pub numbers: Option<String>,
     /// Embedded body: each of these parameters reads one key of the object.
     pub fields: Vec<BodyField>,
 }
@@ -70,6 +74,8 @@ pub struct ArgPlan {
     pub default: Py<PyAny>,
     /// Turns the JSON value into the annotated type (a Struct, a UUID, …).
     pub converter: Option<Py<PyAny>>,
+    /// How the value's numbers become Python numbers (see [`Numbers`]).
+    pub numbers: Numbers,
 }
 
 /// What the handler needs from a route plan, beside the core's spec.
@@ -116,6 +122,7 @@ fn arg(
         loc,
         default: default.clone_ref(py),
         converter: converter.as_ref().map(|c| c.clone_ref(py)),
+        numbers: Numbers::AsWritten,
     }
 }
 
@@ -201,14 +208,18 @@ impl RoutePlan {
                 .zip(&self.params)
                 .map(|(param, plan)| arg(py, param.loc().to_vec(), &plan.default, &plan.converter))
                 .collect(),
-            body: self.body.as_ref().filter(|b| b.fields.is_empty()).map(|b| {
-                arg(
-                    py,
-                    vec![LocSegment::Key("body".into())],
-                    &b.default,
-                    &b.converter,
-                )
-            }),
+            body: match self.body.as_ref().filter(|b| b.fields.is_empty()) {
+                Some(b) => Some(ArgPlan {
+                    numbers: Numbers::named(b.numbers.as_deref())?,
+                    ..arg(
+                        py,
+                        vec![LocSegment::Key("body".into())],
+                        &b.default,
+                        &b.converter,
+                    )
+                }),
+                None => None,
+            },
             body_fields: self
                 .body
                 .iter()
