@@ -668,6 +668,19 @@ def test_a_large_invalid_body_gets_the_errors_a_small_one_would(spikard_server):
     still_serves(server)
 
 
+@pytest.mark.parametrize("count", [3, 70_000])
+def test_a_key_sent_twice_counts_once_with_its_last_value_small_or_large(spikard_server, count):
+    server = spikard_server(LARGE_APP, args=["--no-access-log"])
+    numbers = json.dumps(list(range(count)))
+    sent = f'{{"label": "first", "numbers": {numbers}, "label": 5}}'.encode()
+    document = problem(exchange(server.port, post("/embedded", sent)), 422)
+    assert [e["loc"] for e in document["errors"]] == [["body", "label"]]
+    sent = f'{{"label": 5, "numbers": {numbers}, "label": "last"}}'.encode()
+    status, _, body = parts(exchange(server.port, post("/embedded", sent)))
+    assert (status, json.loads(body)["label"]) == (200, "last")
+    still_serves(server)
+
+
 def test_a_large_body_python_cannot_hold_is_refused_as_a_small_one_is(spikard_server):
     server = spikard_server(LARGE_APP, args=["--no-access-log"])
     for padding in (0, 80_000):

@@ -405,7 +405,7 @@ impl App {
                 head,
                 remote,
                 path_params,
-                body: body.map(Parsed::into_value),
+                body,
                 errors,
             };
             return match route.handler.invalid(invalid) {

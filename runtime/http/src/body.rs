@@ -125,14 +125,16 @@ impl CompiledBody {
     }
 
     /// A large body, parsed into a [`Document`] and checked in place; made a
-    /// `Value` only when it fails its schema, for the errors.
+    /// `Value` only when it fails its schema (for the errors) or may repeat a
+    /// key (which a `Value` keeps once, as for a small body).
     fn parse_large(&self, raw: &[u8]) -> Result<(Parsed, (Vec<FieldError>, usize)), Problem> {
         let malformed = |error: serde_json::Error| Problem::malformed_json(&error);
         let mut errors = Vec::new();
         if raw.len() <= Document::MAX_INPUT {
             let document = Document::parse(raw).map_err(malformed)?;
             let schema = self.schema.as_ref();
-            if schema.is_none_or(|schema| schema.accepts(&document) == Some(true)) {
+            let accepted = || schema.is_none_or(|schema| schema.accepts(&document) == Some(true));
+            if !document.may_repeat_keys() && accepted() {
                 return Ok((Parsed::Document(document), (errors, 0)));
             }
             let value = document.to_value();

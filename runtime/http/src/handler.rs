@@ -70,7 +70,7 @@ pub struct InvalidRequest {
     pub remote: Remote,
     pub path_params: Vec<(String, String)>,
     /// The parsed body, when it was JSON (whether or not it passed its schema).
-    pub body: Option<Value>,
+    pub body: Option<Parsed>,
     pub errors: Vec<FieldError>,
 }
 

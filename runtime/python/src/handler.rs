@@ -5,19 +5,21 @@ use std::sync::Arc;
 use http::Response;
 use pyo3::prelude::*;
 use spikard_http::{
-    Answer, FieldError, Handler, HandlerError, HandlerFuture, HandlerLaps, InvalidRequest, Parsed,
-    Problem, RequestData, ResponseBody, StreamSlot,
+    Answer, FieldError, Handler, HandlerError, HandlerFuture, HandlerLaps, InvalidRequest,
+    LocSegment, Parsed, Problem, RequestData, ResponseBody, StreamSlot,
 };
 use tokio::sync::oneshot;
 
 use crate::bridge::{Bridge, Finished, Started};
+use crate::building::Building;
 use crate::convert::{build_args, into_response, request_object, RequestParts};
 use crate::failures::{
     fault, ready, ready_with, rejection_errors, run_error_handler, validation_answer,
 };
 use crate::plan::HandlerPlan;
-use crate::values::{Building, Numbers, PyBody};
+use crate::values::{Numbers, PyBody};
 
+#[derive(Clone)]
 pub struct PythonHandler {
     plan: Arc<HandlerPlan>,
     bridge: Arc<Bridge>,
@@ -167,11 +169,10 @@ fn on_exception(
 /// Drops `object` with the GIL held: a `Py` dropped without it is only let go
 /// of the next time the GIL is taken (a large body would stay in memory until
 /// the next request).
-fn let_go(object: Option<Py<PyAny>>) -> Option<Py<PyAny>> {
+fn drop_with_gil(object: Option<Py<PyAny>>) {
     if object.is_some() {
         Python::attach(|_| drop(object));
     }
-    None
 }
 
 /// Values made per step when a large body becomes Python objects: about a
@@ -184,10 +185,7 @@ impl PythonHandler {
     /// answered as usual. A value Python cannot hold (a number beyond a float)
     /// is the client's error, as for any body.
     fn call_with_document(&self, mut request: RequestData) -> HandlerFuture {
-        let this = PythonHandler {
-            plan: self.plan.clone(),
-            bridge: self.bridge.clone(),
-        };
+        let this = self.clone();
         HandlerFuture::pending(async move {
             let made = {
                 let Some(Parsed::Document(document)) = &request.body else {
@@ -212,10 +210,11 @@ impl PythonHandler {
             match made {
                 Ok(object) => this.answer(request, Some(object)).await,
                 Err(error) => {
-                    let errors = Python::attach(|py| {
-                        let loc = this.plan.body.as_ref().map_or(&[][..], |arg| &arg.loc[..]);
-                        rejection_errors(py, &this.bridge, loc, &error)
-                    });
+                    // Located at the body, embedded or not (as where a small
+                    // body's value fails, for a body parameter).
+                    let loc = [LocSegment::Key("body".into())];
+                    let errors =
+                        Python::attach(|py| rejection_errors(py, &this.bridge, &loc, &error));
                     this.answer_invalid(&request, None, errors, HandlerLaps::default())
                         .await
                 }
@@ -244,14 +243,17 @@ impl PythonHandler {
         };
         let made = match outcome {
             Outcome::Invalid(_) => made,
-            _ => let_go(made),
+            _ => {
+                drop_with_gil(made);
+                None
+            }
         };
         match outcome {
             Outcome::Ready(response) => ready_with(Ok(response), laps),
             Outcome::Raised(_) => unreachable!("answered by on_exception above"),
             Outcome::Invalid(errors) => {
                 let answer = self.answer_invalid(&request, made.as_ref(), errors, laps);
-                let_go(made);
+                drop_with_gil(made);
                 answer
             }
             Outcome::Wait(receiver, sub) => {
@@ -298,8 +300,8 @@ impl PythonHandler {
     ) -> HandlerFuture {
         let body = match (made, &request.body) {
             (Some(object), _) => Some(PyBody::Made(object)),
-            (None, Some(Parsed::Value(value))) => Some(PyBody::Json(value)),
-            (None, _) => None,
+            (None, Some(parsed)) => Some(PyBody::from(parsed)),
+            (None, None) => None,
         };
         let parts = RequestParts::of(request);
         match validation_answer(&self.bridge, &self.plan.label, parts, body, errors) {
@@ -328,7 +330,7 @@ impl Handler for PythonHandler {
             &self.bridge,
             &self.plan.label,
             parts,
-            request.body.as_ref().map(PyBody::Json),
+            request.body.as_ref().map(PyBody::from),
             request.errors,
         )
     }

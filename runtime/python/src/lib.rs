@@ -8,6 +8,7 @@
 mod access;
 mod alloc;
 mod bridge;
+mod building;
 mod convert;
 mod failures;
 mod handler;

@@ -11,20 +11,17 @@
 //! ([`DocumentJson`] is a `jsonschema` representation) and read by the binding
 //! through [`Node::view`].
 
-use std::borrow::Cow;
+mod build;
+mod schema;
+
 use std::fmt;
 
-use jsonschema::json::{Array, Json, JsonNumber, NodeIdentity, Object};
-use jsonschema::JsonType;
-use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Number, Value};
 
-/// How serde_json (with `arbitrary_precision`) hands a number to a visitor:
-/// as a one-entry map under this key, holding the number's text.
-const NUMBER_TOKEN: &str = "$serde_json::private::Number";
+pub use schema::{DocumentJson, DocumentNumber};
 
 /// The lower half of a word: a string's length, a container's end.
-const LOW: u64 = 0xFFFF_FFFF;
+const LOW_HALF: u64 = 0xFFFF_FFFF;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
@@ -55,6 +52,8 @@ pub struct Document {
     kinds: Vec<Kind>,
     words: Vec<u64>,
     text: String,
+    /// Some object may repeat a key (by a hash of its keys: perhaps).
+    repeated_keys: bool,
 }
 
 impl fmt::Debug for Document {
@@ -73,10 +72,7 @@ impl Document {
             bytes.len() <= Self::MAX_INPUT,
             "a document holds at most 4 GiB"
         );
-        let mut document = Document::default();
-        let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-        Build(&mut document).deserialize(&mut deserializer)?;
-        deserializer.end()?;
+        let mut document = build::build(bytes)?;
         document.kinds.shrink_to_fit();
         document.words.shrink_to_fit();
         document.text.shrink_to_fit();
@@ -96,6 +92,13 @@ impl Document {
         self.kinds.is_empty()
     }
 
+    /// Whether an object of it may repeat a key. Its members are then as
+    /// received, where a `Value` keeps each key once (the last value, in the
+    /// first place): such a document is read as a `Value` instead.
+    pub fn may_repeat_keys(&self) -> bool {
+        self.repeated_keys
+    }
+
     /// The document as a `Value`, for the rare paths that need one (the
     /// errors of an invalid body).
     pub fn to_value(&self) -> Value {
@@ -112,35 +115,6 @@ impl Document {
         let offset = self.text.len() as u64;
         self.text.push_str(text);
         offset << 32 | text.len() as u64
-    }
-
-    fn push_number(&mut self, text: &str) {
-        // As Python's `json` reads numbers: an integer unless written with a
-        // fraction or an exponent.
-        if !text.bytes().any(|b| matches!(b, b'.' | b'e' | b'E')) {
-            if let Ok(int) = text.parse::<i64>() {
-                return self.push(Kind::Int, int as u64);
-            }
-            if let Ok(int) = text.parse::<u64>() {
-                return self.push(Kind::UInt, int);
-            }
-        } else if let Ok(float) = text.parse::<f64>() {
-            if float.is_finite() {
-                return self.push(Kind::Float, float.to_bits());
-            }
-        }
-        let span = self.store(text);
-        self.push(Kind::Digits, span);
-    }
-
-    /// Starts a container at the next index; [`Document::close`] completes it.
-    fn open(&mut self, kind: Kind) -> usize {
-        self.push(kind, 0);
-        self.kinds.len() - 1
-    }
-
-    fn close(&mut self, at: usize, count: u64) {
-        self.words[at] = count << 32 | self.kinds.len() as u64;
     }
 }
 
@@ -177,13 +151,13 @@ impl<'a> Node<'a> {
     fn text(self) -> &'a str {
         let word = self.word();
         let offset = (word >> 32) as usize;
-        &self.doc.text[offset..offset + (word & LOW) as usize]
+        &self.doc.text[offset..offset + (word & LOW_HALF) as usize]
     }
 
     /// The index past this value and its descendants: its next sibling's.
     fn end(self) -> u32 {
         match self.kind() {
-            Kind::Array | Kind::Object => (self.word() & LOW) as u32,
+            Kind::Array | Kind::Object => (self.word() & LOW_HALF) as u32,
             _ => self.at + 1,
         }
     }
@@ -302,333 +276,10 @@ impl<'a> Iterator for Members<'a> {
 
 impl ExactSizeIterator for Members<'_> {}
 
-/// Builds a document from serde_json's parser, one value at a time.
-struct Build<'d>(&'d mut Document);
-
-impl<'de> DeserializeSeed<'de> for Build<'_> {
-    type Value = ();
-
-    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Build<'_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON value")
-    }
-
-    fn visit_unit<E>(self) -> Result<(), E> {
-        self.0.push(Kind::Null, 0);
-        Ok(())
-    }
-
-    fn visit_bool<E>(self, flag: bool) -> Result<(), E> {
-        self.0.push(if flag { Kind::True } else { Kind::False }, 0);
-        Ok(())
-    }
-
-    // Without `arbitrary_precision` numbers arrive as these.
-    fn visit_i64<E>(self, int: i64) -> Result<(), E> {
-        self.0.push(Kind::Int, int as u64);
-        Ok(())
-    }
-
-    fn visit_u64<E>(self, int: u64) -> Result<(), E> {
-        match i64::try_from(int) {
-            Ok(int) => self.0.push(Kind::Int, int as u64),
-            Err(_) => self.0.push(Kind::UInt, int),
-        }
-        Ok(())
-    }
-
-    fn visit_f64<E>(self, float: f64) -> Result<(), E> {
-        self.0.push(Kind::Float, float.to_bits());
-        Ok(())
-    }
-
-    fn visit_str<E>(self, text: &str) -> Result<(), E> {
-        let span = self.0.store(text);
-        self.0.push(Kind::Str, span);
-        Ok(())
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        let doc = self.0;
-        let at = doc.open(Kind::Array);
-        let mut count = 0;
-        while seq.next_element_seed(Build(doc))?.is_some() {
-            count += 1;
-        }
-        doc.close(at, count);
-        Ok(())
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let doc = self.0;
-        let first = match map.next_key_seed(Key { doc, first: true })? {
-            None => {
-                let at = doc.open(Kind::Object);
-                doc.close(at, 0);
-                return Ok(());
-            }
-            Some(None) => {
-                // A number, told as serde_json's own `Value` tells it: by its first key.
-                let digits: Cow<'de, str> = map.next_value()?;
-                doc.push_number(&digits);
-                return Ok(());
-            }
-            Some(Some(key)) => key,
-        };
-        let at = doc.open(Kind::Object);
-        let mut key = first;
-        let mut count = 0;
-        loop {
-            doc.push(Kind::Str, key);
-            map.next_value_seed(Build(doc))?;
-            count += 1;
-            match map.next_key_seed(Key { doc, first: false })? {
-                Some(next) => key = next.unwrap_or_default(),
-                None => break,
-            }
-        }
-        doc.close(at, count);
-        Ok(())
-    }
-}
-
-/// An object's key, stored in the text buffer: its span's word; `None` for
-/// the key by which serde_json hands over a number (first, and not stored).
-struct Key<'d> {
-    doc: &'d mut Document,
-    first: bool,
-}
-
-impl<'de> DeserializeSeed<'de> for Key<'_> {
-    type Value = Option<u64>;
-
-    fn deserialize<D: de::Deserializer<'de>>(
-        self,
-        deserializer: D,
-    ) -> Result<Option<u64>, D::Error> {
-        deserializer.deserialize_str(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Key<'_> {
-    type Value = Option<u64>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("an object key")
-    }
-
-    fn visit_str<E>(self, text: &str) -> Result<Option<u64>, E> {
-        if self.first && text == NUMBER_TOKEN {
-            return Ok(None);
-        }
-        Ok(Some(self.doc.store(text)))
-    }
-}
-
-/// A document as `jsonschema` validates it, in place.
-pub struct DocumentJson;
-
-impl Json for DocumentJson {
-    type Node<'a> = Node<'a>;
-    type PreparedKey = String;
-    /// A one-string document, for `propertyNames`.
-    type StringBuffer = Document;
-
-    // A lookup scans the object's keys: a pass over them is rarely dearer.
-    const KEYS_PER_LOOKUP: usize = 8;
-    const ACYCLIC: bool = true;
-
-    fn prepare_key(key: &str) -> String {
-        key.to_owned()
-    }
-
-    fn with_string_node<T>(
-        buffer: &mut Document,
-        string: &str,
-        f: impl FnOnce(Node<'_>) -> T,
-    ) -> T {
-        buffer.kinds.clear();
-        buffer.words.clear();
-        buffer.text.clear();
-        let span = buffer.store(string);
-        buffer.push(Kind::Str, span);
-        f(buffer.root())
-    }
-}
-
-impl<'a> jsonschema::json::Node<'a, DocumentJson> for Node<'a> {
-    type Object = Members<'a>;
-    type Array = Items<'a>;
-    type Number = DocumentNumber<'a>;
-
-    fn as_object(&self) -> Option<Members<'a>> {
-        (self.kind() == Kind::Object).then(|| Members(self.children()))
-    }
-
-    fn as_array(&self) -> Option<Items<'a>> {
-        (self.kind() == Kind::Array).then(|| self.children())
-    }
-
-    fn as_string(&self) -> Option<Cow<'a, str>> {
-        (self.kind() == Kind::Str).then(|| Cow::Borrowed(self.text()))
-    }
-
-    fn as_number(&self) -> Option<DocumentNumber<'a>> {
-        self.number()
-    }
-
-    fn is_number(&self) -> bool {
-        matches!(
-            self.kind(),
-            Kind::Int | Kind::UInt | Kind::Float | Kind::Digits
-        )
-    }
-
-    fn as_boolean(&self) -> Option<bool> {
-        match self.kind() {
-            Kind::True => Some(true),
-            Kind::False => Some(false),
-            _ => None,
-        }
-    }
-
-    fn is_null(&self) -> bool {
-        self.kind() == Kind::Null
-    }
-
-    fn json_type(&self) -> JsonType {
-        match self.kind() {
-            Kind::Null => JsonType::Null,
-            Kind::False | Kind::True => JsonType::Boolean,
-            Kind::Int | Kind::UInt | Kind::Float | Kind::Digits => JsonType::Number,
-            Kind::Str => JsonType::String,
-            Kind::Array => JsonType::Array,
-            Kind::Object => JsonType::Object,
-        }
-    }
-
-    fn to_value(&self) -> Cow<'a, Value> {
-        Cow::Owned(self.to_json())
-    }
-
-    fn identity(&self) -> Option<NodeIdentity> {
-        let address = std::ptr::from_ref::<Document>(self.doc) as usize;
-        Some(NodeIdentity::tagged(address, self.at))
-    }
-}
-
-impl<'a> Object<'a, DocumentJson> for Members<'a> {
-    type Node = Node<'a>;
-    type MemberName = &'a str;
-    type MembersIter = Members<'a>;
-
-    fn len(&self) -> usize {
-        self.0.left as usize
-    }
-
-    fn get(&self, key: &String) -> Option<Node<'a>> {
-        self.clone()
-            .find(|(name, _)| *name == key)
-            .map(|(_, value)| value)
-    }
-
-    fn members(&self) -> Members<'a> {
-        self.clone()
-    }
-}
-
-impl<'a> Array<'a, DocumentJson> for Items<'a> {
-    type Node = Node<'a>;
-    type ElementsIter = Items<'a>;
-
-    fn len(&self) -> usize {
-        self.left as usize
-    }
-
-    fn elements(&self) -> Items<'a> {
-        self.clone()
-    }
-}
-
-/// A number of a document, as `jsonschema` reads it.
-#[derive(Clone, Copy)]
-pub enum DocumentNumber<'a> {
-    Int(i64),
-    UInt(u64),
-    Float(f64),
-    Digits(&'a str),
-}
-
-impl JsonNumber for DocumentNumber<'_> {
-    fn as_u64(&self) -> Option<u64> {
-        match *self {
-            DocumentNumber::Int(int) => u64::try_from(int).ok(),
-            DocumentNumber::UInt(int) => Some(int),
-            _ => None,
-        }
-    }
-
-    fn as_i64(&self) -> Option<i64> {
-        match *self {
-            DocumentNumber::Int(int) => Some(int),
-            _ => None,
-        }
-    }
-
-    fn as_f64(&self) -> Option<f64> {
-        match *self {
-            DocumentNumber::Int(int) => Some(int as f64),
-            DocumentNumber::UInt(int) => Some(int as f64),
-            DocumentNumber::Float(float) => Some(float),
-            DocumentNumber::Digits(text) => text.parse::<f64>().ok().filter(|f| f.is_finite()),
-        }
-    }
-
-    fn as_str(&self) -> Cow<'_, str> {
-        match *self {
-            DocumentNumber::Digits(text) => Cow::Borrowed(text),
-            _ => Cow::Owned(self.to_number().to_string()),
-        }
-    }
-
-    fn to_number(&self) -> Cow<'_, Number> {
-        Cow::Owned(match *self {
-            DocumentNumber::Int(int) => Number::from(int),
-            DocumentNumber::UInt(int) => Number::from(int),
-            DocumentNumber::Float(float) => Number::from_f64(float).unwrap_or_else(|| 0.into()),
-            DocumentNumber::Digits(text) => text.parse().unwrap_or_else(|_| 0.into()),
-        })
-    }
-
-    fn is_integer(&self) -> bool {
-        match *self {
-            DocumentNumber::Int(_) | DocumentNumber::UInt(_) => true,
-            DocumentNumber::Float(float) => float.fract() == 0.0,
-            // An integer beyond 64 bits; a float beyond `f64` is refused
-            // when it is made a Python float, whatever its schema says.
-            DocumentNumber::Digits(_) => self.is_written_as_integer(),
-        }
-    }
-
-    fn is_written_as_integer(&self) -> bool {
-        match *self {
-            DocumentNumber::Int(_) | DocumentNumber::UInt(_) => true,
-            DocumentNumber::Float(_) => false,
-            DocumentNumber::Digits(text) => !text.contains(['.', 'e', 'E']),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use jsonschema::json::{Json, Object};
     use serde_json::json;
 
     fn parse(text: &str) -> Document {
@@ -710,7 +361,15 @@ mod tests {
 
     #[test]
     fn malformed_json_is_refused_as_serde_json_refuses_it() {
-        for text in ["", "[1,", "{\"a\" 1}", "[1] [2]", "nul", "[1e]"] {
+        let imitations = [
+            r#"{"$serde_json::private::Number": "abc"}"#,
+            r#"{"$serde_json::private::Number": "1_000"}"#,
+            r#"{"$serde_json::private::Number": 5}"#,
+        ];
+        for text in ["", "[1,", "{\"a\" 1}", "[1] [2]", "nul", "[1e]"]
+            .into_iter()
+            .chain(imitations)
+        {
             let ours = Document::parse(text.as_bytes())
                 .err()
                 .map(|e| e.to_string());
@@ -720,6 +379,29 @@ mod tests {
             assert_eq!(ours, theirs, "{text}");
             assert!(ours.is_some());
         }
+    }
+
+    #[test]
+    fn an_object_that_may_repeat_a_key_is_told() {
+        assert!(!parse(r#"{"a": {"a": 1, "b": [{"a": 2}]}, "b": 3}"#).may_repeat_keys());
+        assert!(parse(r#"[{"x": 1}, {"k": 1, "j": 2, "k": 3}]"#).may_repeat_keys());
+        let wide: Vec<String> = (0..1000).map(|n| format!("\"k{n}\": {n}")).collect();
+        assert!(!parse(&format!("{{{}}}", wide.join(","))).may_repeat_keys());
+        let repeated = format!("{{{}, \"k500\": 0}}", wide.join(","));
+        assert!(parse(&repeated).may_repeat_keys());
+    }
+
+    #[test]
+    fn minus_zero_is_kept_as_written() {
+        let document = parse("[-0, -0.0, 0]");
+        let View::Array(mut items) = document.root().view() else {
+            panic!("an array")
+        };
+        assert!(matches!(items.next().unwrap().view(), View::Digits("-0")));
+        assert!(
+            matches!(items.next().unwrap().view(), View::Float(f) if f == 0.0 && f.is_sign_negative())
+        );
+        assert!(matches!(items.next().unwrap().view(), View::Int(0)));
     }
 
     #[test]
