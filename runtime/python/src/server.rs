@@ -277,7 +277,7 @@ impl Server {
         }
         let app = Arc::new(app.with_notice(self.notice.clone()));
         let signals = signal_fd.map(duplicate).transpose()?;
-        crate::alloc::map_large_blocks();
+        crate::alloc::give_freed_memory_back();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
