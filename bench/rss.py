@@ -21,10 +21,9 @@ import shutil
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
-from _process import free_port, rss_kib
+from _process import free_port, rss_kib, wait_serving
 
 HERE = Path(__file__).resolve().parent
 APP = HERE / "apps" / "rss_app.py"
@@ -47,19 +46,6 @@ def oha() -> str:
     if not Path(found).exists():
         sys.exit("bench/rss.py: oha is not installed (bash bench/setup.sh)")
     return found
-
-
-def wait_serving(port: int, server: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            sys.exit(f"bench/rss.py: the server exited with {server.returncode}")
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/items/1", timeout=1).read()
-            return
-        except OSError:
-            time.sleep(0.05)
-    sys.exit("bench/rss.py: the server did not answer within 30 s")
 
 
 def drive(port: int, kind: tuple[str, str, str, str | None, int], count: int, connections: int) -> None:
@@ -88,7 +74,7 @@ def main() -> None:
     server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     samples: list[tuple[int, int]] = []
     try:
-        wait_serving(port, server)
+        wait_serving(f"http://127.0.0.1:{port}/items/1", server, "bench/rss.py")
         sent = 0
         started = time.monotonic()
         while sent < args.requests:

@@ -21,7 +21,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from _process import free_port, rss_kib
+from _process import free_port, rss_kib, wait_serving
 
 HERE = Path(__file__).resolve().parent
 APP = HERE / "apps" / "rss_app.py"
@@ -52,15 +52,7 @@ def main() -> None:
     server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     clients: list[socket.socket] = []
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                get(port)
-                break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    sys.exit("bench/slow_heads.py: the server did not start")
-                time.sleep(0.05)
+        wait_serving(f"http://127.0.0.1:{port}/items/1", server, "bench/slow_heads.py")
         before = rss_mib(server.pid)
         line = b"X-Slow: " + b"y" * 990 + b"\r\n"
         head = b"GET /items/1 HTTP/1.1\r\nHost: t\r\n" + line * (args.bytes // len(line))

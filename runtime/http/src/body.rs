@@ -129,20 +129,18 @@ impl CompiledBody {
     /// key (which a `Value` keeps once, as for a small body).
     fn parse_large(&self, raw: &[u8]) -> Result<(Parsed, (Vec<FieldError>, usize)), Problem> {
         let malformed = |error: serde_json::Error| Problem::malformed_json(&error);
-        let mut errors = Vec::new();
-        if raw.len() <= Document::MAX_INPUT {
+        let value = if raw.len() <= Document::MAX_INPUT {
             let document = Document::parse(raw).map_err(malformed)?;
             let schema = self.schema.as_ref();
             let accepted = || schema.is_none_or(|schema| schema.accepts(&document) == Some(true));
             if !document.may_repeat_keys() && accepted() {
-                return Ok((Parsed::Document(document), (errors, 0)));
+                return Ok((Parsed::Document(document), (Vec::new(), 0)));
             }
-            let value = document.to_value();
-            drop(document);
-            let omitted = self.validate(Some(&value), &mut errors);
-            return Ok((Parsed::Value(value), (errors, omitted)));
-        }
-        let value: Value = serde_json::from_slice(raw).map_err(malformed)?;
+            document.to_value()
+        } else {
+            serde_json::from_slice(raw).map_err(malformed)?
+        };
+        let mut errors = Vec::new();
         let omitted = self.validate(Some(&value), &mut errors);
         Ok((Parsed::Value(value), (errors, omitted)))
     }

@@ -9,7 +9,7 @@ use pyo3::types::{PyDict, PyFloat, PyList, PyString};
 use spikard_http::document::{Items, Members};
 use spikard_http::{DocumentNode, DocumentView};
 
-use crate::values::{big_int, float_to_python, out_of_range, Numbers};
+use crate::values::{digits_to_python, float_to_python, Numbers};
 
 /// A document being made into Python objects: each [`Building::step`] makes
 /// at most a budget of values.
@@ -22,7 +22,7 @@ pub struct Building<'d> {
 
 impl Drop for Building<'_> {
     /// Objects of a build cut short (its request gone, or a value refused)
-    /// are let go of at once, with the GIL (see `handler::drop_with_gil`).
+    /// are let go of at once, with the GIL (see `values::MadeBody`).
     fn drop(&mut self) {
         if !self.stack.is_empty() {
             Python::attach(|_| self.stack.clear());
@@ -133,6 +133,12 @@ impl<'d> Building<'d> {
         }
     }
 
+    /// The whole object, made in one go.
+    pub fn make_all<'py>(mut self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let made = self.step(py, usize::MAX)?;
+        Ok(made.expect("every value made").into_bound(py))
+    }
+
     /// Makes up to `budget` more values; the whole object once it is done.
     pub fn step(&mut self, py: Python<'_>, budget: usize) -> PyResult<Option<Py<PyAny>>> {
         if let Some(root) = self.root.take() {
@@ -186,14 +192,7 @@ fn scalar_to_python<'py>(
         DocumentView::Int(int) => int.into_pyobject(py)?.into_any(),
         DocumentView::UInt(int) => int.into_pyobject(py)?.into_any(),
         DocumentView::Float(float) => float_to_python(py, float, numbers)?,
-        DocumentView::Digits(text) => {
-            let integer = !text.contains(['.', 'e', 'E']);
-            match text.parse::<f64>() {
-                _ if integer && numbers != Numbers::Floats => big_int(py, text)?,
-                Ok(float) if float.is_finite() => float_to_python(py, float, numbers)?,
-                _ => return Err(out_of_range(text)),
-            }
-        }
+        DocumentView::Digits(text) => digits_to_python(py, text, numbers)?,
         DocumentView::Str(text) => PyString::new(py, text).into_any(),
         DocumentView::Array(_) | DocumentView::Object(_) => unreachable!("made by Building"),
     })

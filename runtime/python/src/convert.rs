@@ -18,12 +18,12 @@ use pyo3::types::{
 use serde_json::Value;
 
 use spikard_http::{
-    framing, json_response, ClientAddr, LocSegment, Parsed, Remote, RequestData, ResponseBody,
+    framing, json_response, ClientAddr, LocSegment, Remote, RequestData, ResponseBody,
 };
 
 use crate::bridge::Bridge;
 use crate::plan::HandlerPlan;
-use crate::values::{to_python_as, Numbers};
+use crate::values::{to_python_as, MadeBody, Numbers, PyBody};
 
 /// A converter rejected a value that passed the JSON Schema (a rule only the
 /// Python type can check).
@@ -60,13 +60,6 @@ fn arg_object<'py>(
     }
 }
 
-/// A request's body as the arguments are made from it.
-enum BodyInput<'py, 'r> {
-    Json(&'r Value),
-    /// A large body, already made into Python objects a step at a time.
-    Made(Bound<'py, PyAny>),
-}
-
 /// The arguments of one call, in the order of the plan's keyword names.
 pub struct Args<'py> {
     pub values: Vec<Bound<'py, PyAny>>,
@@ -75,13 +68,13 @@ pub struct Args<'py> {
 }
 
 /// The arguments of `plan`'s call for `request`; `made` is its body as Python
-/// objects when it was large (see [`crate::values::Building`]).
+/// objects when it was large (see [`crate::building::Building`]).
 pub fn build_args<'py, 'a>(
     py: Python<'py>,
     bridge: &Bridge,
     plan: &'a HandlerPlan,
     request: &RequestData,
-    made: Option<Bound<'py, PyAny>>,
+    made: Option<&MadeBody>,
 ) -> Result<Args<'py>, ArgRejected<'a>> {
     let mut values = Vec::with_capacity(plan.args.len() + 3);
     for (arg, value) in plan.args.iter().zip(&request.args) {
@@ -97,25 +90,21 @@ pub fn build_args<'py, 'a>(
             error,
         })?);
     }
-    let body = match (made, request.body.as_ref()) {
-        (Some(object), _) => Some(BodyInput::Made(object)),
-        (None, Some(Parsed::Value(value))) => Some(BodyInput::Json(value)),
-        (None, Some(Parsed::Document(_))) => {
-            let error = PyRuntimeError::new_err("a large body was not made into objects");
-            return Err(ArgRejected { loc: &[], error });
-        }
-        (None, None) => None,
-    };
+    let body = PyBody::of(request.body.as_ref(), made);
+    if let Some(PyBody::Document(_)) = body {
+        let error = PyRuntimeError::new_err("a large body was not made into objects");
+        return Err(ArgRejected { loc: &[], error });
+    }
     if let Some(arg) = &plan.body {
         let (default, converter) = (&arg.default, arg.converter.as_ref());
         let made = match &body {
-            Some(BodyInput::Made(object)) => {
-                arg_object(py, default, converter, Some(object.clone()))
+            Some(PyBody::Made(object)) => {
+                arg_object(py, default, converter, Some(object.bind(py).clone()))
             }
-            Some(BodyInput::Json(value)) => {
+            Some(PyBody::Json(value)) => {
                 arg_value(py, default, converter, Some(value), arg.numbers)
             }
-            None => arg_value(py, default, converter, None, arg.numbers),
+            _ => arg_value(py, default, converter, None, arg.numbers),
         };
         values.push(made.map_err(|error| ArgRejected {
             loc: &arg.loc,
@@ -125,15 +114,16 @@ pub fn build_args<'py, 'a>(
     for (key, field) in &plan.body_fields {
         let (default, converter) = (&field.default, field.converter.as_ref());
         let made = match &body {
-            Some(BodyInput::Made(object)) => object
+            Some(PyBody::Made(object)) => object
+                .bind(py)
                 .cast::<PyDict>()
                 .map_err(PyErr::from)
                 .and_then(|dict| dict.get_item(key))
                 .and_then(|found| arg_object(py, default, converter, found)),
-            Some(BodyInput::Json(value)) => {
+            Some(PyBody::Json(value)) => {
                 arg_value(py, default, converter, value.get(key), field.numbers)
             }
-            None => arg_value(py, default, converter, None, field.numbers),
+            _ => arg_value(py, default, converter, None, field.numbers),
         };
         values.push(made.map_err(|error| ArgRejected {
             loc: &field.loc,

@@ -17,7 +17,7 @@ use crate::failures::{
     fault, ready, ready_with, rejection_errors, run_error_handler, validation_answer,
 };
 use crate::plan::HandlerPlan;
-use crate::values::{Numbers, PyBody};
+use crate::values::{MadeBody, Numbers, PyBody};
 
 #[derive(Clone)]
 pub struct PythonHandler {
@@ -50,11 +50,10 @@ impl PythonHandler {
         &self,
         py: Python<'_>,
         request: &RequestData,
-        made: Option<&Py<PyAny>>,
+        made: Option<&MadeBody>,
         laps: &mut HandlerLaps,
     ) -> Result<Outcome, HandlerError> {
         let (bridge, plan) = (&self.bridge, &self.plan);
-        let made = made.map(|object| object.bind(py).clone());
         let built = build_args(py, bridge, plan, request, made);
         lap(&mut laps.ffi, request.timed);
         let args = match built {
@@ -166,15 +165,6 @@ fn on_exception(
     }
 }
 
-/// Drops `object` with the GIL held: a `Py` dropped without it is only let go
-/// of the next time the GIL is taken (a large body would stay in memory until
-/// the next request).
-fn drop_with_gil(object: Option<Py<PyAny>>) {
-    if object.is_some() {
-        Python::attach(|_| drop(object));
-    }
-}
-
 /// Values made per step when a large body becomes Python objects: about a
 /// millisecond's work, after which other requests get the serving thread.
 const BODY_STEP: usize = 20_000;
@@ -208,7 +198,7 @@ impl PythonHandler {
             // The objects hold what the handler needs: the document goes now.
             request.body = None;
             match made {
-                Ok(object) => this.answer(request, Some(object)).await,
+                Ok(object) => this.answer(request, Some(MadeBody::new(object))).await,
                 Err(error) => {
                     // Located at the body, embedded or not (as where a small
                     // body's value fails, for a body parameter).
@@ -223,7 +213,7 @@ impl PythonHandler {
     }
 
     /// Calls the endpoint; `made` is the body as Python objects, if large.
-    fn answer(&self, request: RequestData, made: Option<Py<PyAny>>) -> HandlerFuture {
+    fn answer(&self, request: RequestData, made: Option<MadeBody>) -> HandlerFuture {
         let (bridge, plan) = (&self.bridge, &self.plan);
         let mut laps = HandlerLaps::default();
         let started =
@@ -241,21 +231,10 @@ impl PythonHandler {
             Ok(Err(error)) => return ready_with(Err(error), laps),
             Err(answer) => return with_laps(*answer, laps),
         };
-        let made = match outcome {
-            Outcome::Invalid(_) => made,
-            _ => {
-                drop_with_gil(made);
-                None
-            }
-        };
         match outcome {
             Outcome::Ready(response) => ready_with(Ok(response), laps),
             Outcome::Raised(_) => unreachable!("answered by on_exception above"),
-            Outcome::Invalid(errors) => {
-                let answer = self.answer_invalid(&request, made.as_ref(), errors, laps);
-                drop_with_gil(made);
-                answer
-            }
+            Outcome::Invalid(errors) => self.answer_invalid(&request, made.as_ref(), errors, laps),
             Outcome::Wait(receiver, sub) => {
                 let bridge = bridge.clone();
                 let plan = plan.clone();
@@ -294,15 +273,11 @@ impl PythonHandler {
     fn answer_invalid(
         &self,
         request: &RequestData,
-        made: Option<&Py<PyAny>>,
+        made: Option<&MadeBody>,
         errors: Vec<FieldError>,
         laps: HandlerLaps,
     ) -> HandlerFuture {
-        let body = match (made, &request.body) {
-            (Some(object), _) => Some(PyBody::Made(object)),
-            (None, Some(parsed)) => Some(PyBody::from(parsed)),
-            (None, None) => None,
-        };
+        let body = PyBody::of(request.body.as_ref(), made);
         let parts = RequestParts::of(request);
         match validation_answer(&self.bridge, &self.plan.label, parts, body, errors) {
             Ok(answer) => with_laps(answer, laps),
@@ -330,7 +305,7 @@ impl Handler for PythonHandler {
             &self.bridge,
             &self.plan.label,
             parts,
-            request.body.as_ref().map(PyBody::from),
+            PyBody::of(request.body.as_ref(), None),
             request.errors,
         )
     }

@@ -5,6 +5,8 @@
 //! float. That is also why this is not `pythonize`: it would see the number's
 //! private representation instead of a number.
 
+use std::mem::ManuallyDrop;
+
 use pyo3::exceptions::PyValueError;
 use pyo3::ffi;
 use pyo3::prelude::*;
@@ -22,30 +24,45 @@ pub enum PyBody<'a> {
     Made(&'a Py<PyAny>),
 }
 
-impl<'a> From<&'a Parsed> for PyBody<'a> {
-    fn from(parsed: &'a Parsed) -> Self {
-        match parsed {
+impl<'a> PyBody<'a> {
+    /// The body of a request: its objects when they were made, else as parsed.
+    pub fn of(parsed: Option<&'a Parsed>, made: Option<&'a MadeBody>) -> Option<Self> {
+        if let Some(made) = made {
+            return Some(PyBody::Made(&made.0));
+        }
+        Some(match parsed? {
             Parsed::Value(value) => PyBody::Json(value),
             Parsed::Document(document) => PyBody::Document(document),
-        }
+        })
     }
-}
 
-impl PyBody<'_> {
     pub fn to_python<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         match self {
             PyBody::Json(value) => to_python(py, value),
             // All at once: only for an app's validation handler (rare).
             PyBody::Document(document) => {
-                let mut building = Building::new(document.root(), Numbers::AsWritten);
-                loop {
-                    if let Some(made) = building.step(py, usize::MAX)? {
-                        return Ok(made.into_bound(py));
-                    }
-                }
+                Building::new(document.root(), Numbers::AsWritten).make_all(py)
             }
             PyBody::Made(object) => Ok(object.bind(py).clone()),
         }
+    }
+}
+
+/// A large body made into Python objects ([`Building`]), let go of with the
+/// GIL when dropped: a `Py` dropped without it is only let go of the next time
+/// the GIL is taken, and the body would stay in memory until the next request.
+pub struct MadeBody(ManuallyDrop<Py<PyAny>>);
+
+impl MadeBody {
+    pub fn new(object: Py<PyAny>) -> Self {
+        MadeBody(ManuallyDrop::new(object))
+    }
+}
+
+impl Drop for MadeBody {
+    fn drop(&mut self) {
+        // SAFETY: dropped once, here; the field is not used afterwards.
+        Python::attach(|_| unsafe { ManuallyDrop::drop(&mut self.0) });
     }
 }
 
@@ -112,21 +129,28 @@ fn number_to_python<'py>(
     number: &Number,
     numbers: Numbers,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let text = number.as_str();
-    // Written with a fraction or an exponent: a float, parsed once (each
-    // `as_*` of an arbitrary-precision number parses its text again).
-    let integer = !text.bytes().any(|b| matches!(b, b'.' | b'e' | b'E'));
+    digits_to_python(py, number.as_str(), numbers)
+}
+
+/// A JSON number from its text, parsed once: an `int` unless written with a
+/// fraction or an exponent (as Python's `json` reads it), or as `numbers` wants.
+pub(crate) fn digits_to_python<'py>(
+    py: Python<'py>,
+    text: &str,
+    numbers: Numbers,
+) -> PyResult<Bound<'py, PyAny>> {
+    let integer = !text.contains(['.', 'e', 'E']);
     if integer && numbers != Numbers::Floats {
-        if let Some(int) = number.as_i64() {
+        if let Ok(int) = text.parse::<i64>() {
             return Ok(int.into_pyobject(py)?.into_any());
         }
-        if let Some(int) = number.as_u64() {
+        if let Ok(int) = text.parse::<u64>() {
             return Ok(int.into_pyobject(py)?.into_any());
         }
         return big_int(py, text);
     }
-    match number.as_f64() {
-        Some(float) if float.is_finite() => float_to_python(py, float, numbers),
+    match text.parse::<f64>() {
+        Ok(float) if float.is_finite() => float_to_python(py, float, numbers),
         _ => Err(out_of_range(text)),
     }
 }
@@ -144,12 +168,12 @@ pub(crate) fn float_to_python(
     unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyLong_FromDouble(float)) }
 }
 
-pub(crate) fn out_of_range(text: &str) -> PyErr {
+fn out_of_range(text: &str) -> PyErr {
     PyValueError::new_err(format!("the number {text} is out of range for a float"))
 }
 
 /// An integer literal too large for 64 bits, exactly.
-pub(crate) fn big_int<'py>(py: Python<'py>, digits: &str) -> PyResult<Bound<'py, PyAny>> {
+fn big_int<'py>(py: Python<'py>, digits: &str) -> PyResult<Bound<'py, PyAny>> {
     let text = std::ffi::CString::new(digits)
         .map_err(|_| PyValueError::new_err("a number with a NUL byte"))?;
     // SAFETY: `text` is a NUL-terminated string of ASCII digits that lives

@@ -58,11 +58,10 @@ impl Builder {
         self.doc.words[at] = count << 32 | self.doc.kinds.len() as u64;
     }
 
-    /// Notes `key` of the object being built (whose keys' hashes start at `first`).
+    /// Notes the key stored as `span` of the object being built.
     fn key(&mut self, span: u64) {
-        let offset = (span >> 32) as usize;
-        let key = &self.doc.text.as_bytes()[offset..offset + (span & super::LOW_HALF) as usize];
-        self.key_hashes.push(fnv1a(key));
+        let hash = fnv1a(self.doc.spanned(span).as_bytes());
+        self.key_hashes.push(hash);
     }
 
     /// Ends an object whose keys' hashes start at `first`: two alike may be one key twice.

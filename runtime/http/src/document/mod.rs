@@ -36,7 +36,7 @@ enum Kind {
     /// Word: the `f64`'s bits (a finite number written with a fraction or exponent).
     Float,
     /// Word: a span of `text` holding a number no primitive holds (an integer
-    /// beyond 64 bits, a float beyond `f64`).
+    /// beyond 64 bits, a float beyond `f64`), or `-0` (an int 0, a float -0.0).
     Digits,
     /// Word: a span of `text` (offset above, length below).
     Str,
@@ -83,15 +83,6 @@ impl Document {
         Node { doc: self, at: 0 }
     }
 
-    /// How many values it holds (containers, keys and scalars).
-    pub fn len(&self) -> usize {
-        self.kinds.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.kinds.is_empty()
-    }
-
     /// Whether an object of it may repeat a key. Its members are then as
     /// received, where a `Value` keeps each key once (the last value, in the
     /// first place): such a document is read as a `Value` instead.
@@ -116,6 +107,12 @@ impl Document {
         self.text.push_str(text);
         offset << 32 | text.len() as u64
     }
+
+    /// The text a span's word (made by [`Document::store`]) stands for.
+    fn spanned(&self, word: u64) -> &str {
+        let offset = (word >> 32) as usize;
+        &self.text[offset..offset + (word & LOW_HALF) as usize]
+    }
 }
 
 /// One value of a document; cheap to copy.
@@ -132,7 +129,7 @@ pub enum View<'a> {
     Int(i64),
     UInt(u64),
     Float(f64),
-    /// A number no primitive holds, as written.
+    /// A number no primitive holds (or `-0`), as written.
     Digits(&'a str),
     Str(&'a str),
     Array(Items<'a>),
@@ -149,9 +146,7 @@ impl<'a> Node<'a> {
     }
 
     fn text(self) -> &'a str {
-        let word = self.word();
-        let offset = (word >> 32) as usize;
-        &self.doc.text[offset..offset + (word & LOW_HALF) as usize]
+        self.doc.spanned(self.word())
     }
 
     /// The index past this value and its descendants: its next sibling's.
@@ -206,16 +201,6 @@ impl<'a> Node<'a> {
                 Value::Object(map)
             }
         }
-    }
-
-    fn number(self) -> Option<DocumentNumber<'a>> {
-        Some(match self.view() {
-            View::Int(int) => DocumentNumber::Int(int),
-            View::UInt(int) => DocumentNumber::UInt(int),
-            View::Float(float) => DocumentNumber::Float(float),
-            View::Digits(text) => DocumentNumber::Digits(text),
-            _ => return None,
-        })
     }
 }
 

@@ -7,7 +7,7 @@ use jsonschema::json::{Array, Json, JsonNumber, NodeIdentity, Object};
 use jsonschema::JsonType;
 use serde_json::{Number, Value};
 
-use super::{Document, Items, Kind, Members, Node};
+use super::{Document, Items, Kind, Members, Node, View};
 
 /// A document as `jsonschema` validates it, in place.
 pub struct DocumentJson;
@@ -58,7 +58,13 @@ impl<'a> jsonschema::json::Node<'a, DocumentJson> for Node<'a> {
     }
 
     fn as_number(&self) -> Option<DocumentNumber<'a>> {
-        self.number()
+        Some(match self.view() {
+            View::Int(int) => DocumentNumber::Int(int),
+            View::UInt(int) => DocumentNumber::UInt(int),
+            View::Float(float) => DocumentNumber::Float(float),
+            View::Digits(text) => DocumentNumber::Digits(text),
+            _ => return None,
+        })
     }
 
     fn is_number(&self) -> bool {
